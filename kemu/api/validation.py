@@ -1,0 +1,211 @@
+"""Validation before anything is stored: each problem is (field path, message with the fix)."""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+
+from kemu.api.kinds import KINDS
+from kemu.api.meta import is_dns1123_label, is_dns1123_subdomain
+from kemu.api.quantity import parse_quantity
+
+AGNHOST_IMAGE = re.compile(r"^(docker\.io/|registry\.k8s\.io/e2e-test-images/)?(kemu/)?agnhost(:[\w.-]+)?$")
+SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
+NODEPORT_RANGE = range(30000, 32768)
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+C_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+LABEL_NAMED = {"Namespace", "Pod", "Service"}
+
+Problems = list[tuple[str, str]]
+
+
+def validate(obj: dict) -> Problems:
+    """Problems with `obj` (already defaulted); an empty list means it may be stored."""
+    problems: Problems = []
+    if not isinstance(obj, dict):
+        return [("", "each document must be a mapping with apiVersion, kind and metadata")]
+    kind = obj.get("kind")
+    if not kind:
+        return [("kind", "required: set kind, e.g. kind: Pod")]
+    if kind not in KINDS:
+        return [("kind", f"unknown kind {kind!r}: kemu serves {', '.join(sorted(KINDS))}")]
+    want = KINDS[kind].api_version
+    if obj.get("apiVersion") != want:
+        problems.append(("apiVersion", f"must be {want!r} for {kind}, got {obj.get('apiVersion')!r}"))
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or not meta.get("name"):
+        return problems + [("metadata.name", "required: give the object a name")]
+    name = meta["name"]
+    if kind in LABEL_NAMED and not is_dns1123_label(name):
+        problems.append(("metadata.name", f"{name!r} is not a DNS-1123 label: use lower-case letters, digits and "
+                                          "'-', start and end alphanumeric, at most 63 characters"))
+    elif kind not in LABEL_NAMED and not is_dns1123_subdomain(name):
+        problems.append(("metadata.name", f"{name!r} is not a DNS-1123 subdomain: use lower-case letters, digits, "
+                                          "'-' and '.', at most 253 characters"))
+    ns = meta.get("namespace")
+    if KINDS[kind].namespaced and ns is not None and not is_dns1123_label(ns):
+        problems.append(("metadata.namespace", f"{ns!r} is not a DNS-1123 label"))
+    for field in ("labels", "annotations"):
+        value = meta.get(field)
+        if value is not None and (not isinstance(value, dict)
+                                  or not all(isinstance(v, str) for v in value.values())):
+            problems.append((f"metadata.{field}", "must map strings to strings (quote numbers and booleans)"))
+    checker = _CHECKS.get(kind)
+    if checker:
+        checker(obj, problems)
+    return problems
+
+
+def _pod(obj: dict, problems: Problems) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        problems.append(("spec", "required: a Pod needs spec.containers"))
+        return
+    _pod_spec(spec, "spec", problems)
+
+
+def _pod_spec(spec: dict, path: str, problems: Problems) -> None:
+    containers = spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        problems.append((f"{path}.containers", "required: list at least one container"))
+        containers = []
+    volumes = spec.get("volumes") or []
+    volume_names = set()
+    for i, vol in enumerate(volumes):
+        vname = vol.get("name") if isinstance(vol, dict) else None
+        if not is_dns1123_label(vname or ""):
+            problems.append((f"{path}.volumes[{i}].name", f"{vname!r} must be a DNS-1123 label"))
+        elif vname in volume_names:
+            problems.append((f"{path}.volumes[{i}].name", f"duplicate volume {vname!r}"))
+        volume_names.add(vname)
+        if isinstance(vol, dict) and "hostPath" in vol and ".." in str(vol["hostPath"].get("path", "")).split("/"):
+            problems.append((f"{path}.volumes[{i}].hostPath.path", "must not contain '..'"))
+    if spec.get("restartPolicy") not in ("Always", "OnFailure", "Never"):
+        problems.append((f"{path}.restartPolicy", "must be Always, OnFailure or Never"))
+    grace = spec.get("terminationGracePeriodSeconds")
+    if not isinstance(grace, int) or grace < 0:
+        problems.append((f"{path}.terminationGracePeriodSeconds", "must be a non-negative integer"))
+    if spec.get("hostname") is not None and not is_dns1123_label(spec["hostname"]):
+        problems.append((f"{path}.hostname", "must be a DNS-1123 label"))
+    seen: set[str] = set()
+    for field in ("initContainers", "containers"):
+        for i, c in enumerate(spec.get(field) or []):
+            _container(c, f"{path}.{field}[{i}]", seen, volume_names, problems)
+
+
+def _container(c: dict, path: str, seen: set[str], volumes: set[str], problems: Problems) -> None:
+    if not isinstance(c, dict):
+        problems.append((path, "must be a mapping"))
+        return
+    name = c.get("name")
+    if not name:
+        problems.append((f"{path}.name", "required: name the container"))
+    elif not is_dns1123_label(name):
+        problems.append((f"{path}.name", f"{name!r} is not a DNS-1123 label"))
+    elif name in seen:
+        problems.append((f"{path}.name", f"duplicate container name {name!r}"))
+    seen.add(name or "")
+    command = c.get("command")
+    image = c.get("image", "")
+    if command is None:
+        if not AGNHOST_IMAGE.match(str(image)):
+            problems.append((f"{path}.command", f"required for image {image!r}: kemu runs host processes, so set "
+                                                "command (PATH lookup) or use image kemu/agnhost with args"))
+    elif not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
+        problems.append((f"{path}.command", "must be a non-empty list of strings"))
+    if c.get("args") is not None and (not isinstance(c["args"], list)
+                                      or not all(isinstance(a, str) for a in c["args"])):
+        problems.append((f"{path}.args", "must be a list of strings (quote numbers)"))
+    for j, env in enumerate(c.get("env") or []):
+        if not isinstance(env, dict) or not C_IDENTIFIER.match(str(env.get("name", ""))):
+            problems.append((f"{path}.env[{j}].name", "must be a valid environment variable name"))
+    for j, port in enumerate(c.get("ports") or []):
+        cp = port.get("containerPort") if isinstance(port, dict) else None
+        if not isinstance(cp, int) or not 1 <= cp <= 65535:
+            problems.append((f"{path}.ports[{j}].containerPort", "must be an integer between 1 and 65535"))
+        if isinstance(port, dict) and port.get("protocol", "TCP") not in PROTOCOLS:
+            problems.append((f"{path}.ports[{j}].protocol", "must be TCP, UDP or SCTP"))
+    for j, mount in enumerate(c.get("volumeMounts") or []):
+        mpath = str(mount.get("mountPath", ""))
+        if mount.get("name") not in volumes:
+            problems.append((f"{path}.volumeMounts[{j}].name", f"no volume named {mount.get('name')!r} in the pod"))
+        if not os.path.isabs(mpath):
+            problems.append((f"{path}.volumeMounts[{j}].mountPath", f"{mpath!r} must be an absolute path"))
+        elif ".." in mpath.split("/"):
+            problems.append((f"{path}.volumeMounts[{j}].mountPath", "must not contain '..'"))
+        if ".." in str(mount.get("subPath", "")).split("/") or str(mount.get("subPath", "")).startswith("/"):
+            problems.append((f"{path}.volumeMounts[{j}].subPath", "must be a relative path without '..'"))
+    resources = c.get("resources") or {}
+    for section in ("requests", "limits"):
+        for res, q in (resources.get(section) or {}).items():
+            try:
+                parse_quantity(q)
+            except ValueError as exc:
+                problems.append((f"{path}.resources.{section}.{res}", str(exc)))
+
+
+def _service(obj: dict, problems: Problems) -> None:
+    spec = obj.get("spec") or {}
+    stype = spec.get("type", "ClusterIP")
+    if stype not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
+        problems.append(("spec.type", "must be ClusterIP, NodePort, LoadBalancer or ExternalName"))
+    if stype == "ExternalName":
+        if not is_dns1123_subdomain(str(spec.get("externalName", "")).rstrip(".")):
+            problems.append(("spec.externalName", "required for ExternalName: a DNS name"))
+        return
+    ports = spec.get("ports")
+    if not isinstance(ports, list) or not ports:
+        problems.append(("spec.ports", "required: list at least one port"))
+        return
+    names = set()
+    for i, port in enumerate(ports):
+        if not isinstance(port.get("port"), int) or not 1 <= port["port"] <= 65535:
+            problems.append((f"spec.ports[{i}].port", "must be an integer between 1 and 65535"))
+        if port.get("protocol", "TCP") not in PROTOCOLS:
+            problems.append((f"spec.ports[{i}].protocol", "must be TCP, UDP or SCTP"))
+        pname = port.get("name", "")
+        if len(ports) > 1 and not pname:
+            problems.append((f"spec.ports[{i}].name", "required when a Service has more than one port"))
+        if pname and (not is_dns1123_label(pname) or pname in names):
+            problems.append((f"spec.ports[{i}].name", f"{pname!r} must be a unique DNS-1123 label"))
+        names.add(pname)
+        node_port = port.get("nodePort")
+        if node_port is not None:
+            if stype == "ClusterIP":
+                problems.append((f"spec.ports[{i}].nodePort", "may not be set when type is ClusterIP"))
+            elif node_port not in NODEPORT_RANGE:
+                problems.append((f"spec.ports[{i}].nodePort", f"{node_port} is outside the NodePort range "
+                                                              "30000-32767"))
+        target = port.get("targetPort")
+        if isinstance(target, int) and not 1 <= target <= 65535:
+            problems.append((f"spec.ports[{i}].targetPort", "must be between 1 and 65535 or a port name"))
+    cluster_ip = spec.get("clusterIP")
+    if cluster_ip not in (None, "", "None"):
+        try:
+            if ipaddress.ip_address(cluster_ip) not in SERVICE_CIDR:
+                problems.append(("spec.clusterIP", f"{cluster_ip} is not in the service CIDR {SERVICE_CIDR}"))
+        except ValueError:
+            problems.append(("spec.clusterIP", f"{cluster_ip!r} is not an IP address"))
+    if spec.get("sessionAffinity", "None") not in ("None", "ClientIP"):
+        problems.append(("spec.sessionAffinity", "must be None or ClientIP"))
+    for field in ("externalTrafficPolicy", "internalTrafficPolicy"):
+        if spec.get(field, "Cluster") not in ("Cluster", "Local"):
+            problems.append((f"spec.{field}", "must be Cluster or Local"))
+
+
+def _data_object(obj: dict, problems: Problems) -> None:
+    for field in ("data", "stringData", "binaryData"):
+        data = obj.get(field)
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            problems.append((field, "must be a mapping of keys to strings"))
+            continue
+        for key, value in data.items():
+            if not re.match(r"^[-._a-zA-Z0-9]+$", str(key)) or key in (".", ".."):
+                problems.append((f"{field}.{key}", "keys must consist of alphanumerics, '-', '_' or '.'"))
+            if not isinstance(value, str):
+                problems.append((f"{field}.{key}", "values must be strings (quote numbers and booleans)"))
+
+
+_CHECKS = {"Pod": _pod, "Service": _service, "ConfigMap": _data_object, "Secret": _data_object}

@@ -1,0 +1,20 @@
+"""The cluster's shared state: a key-value store with etcd's semantics.
+
+Every component talks to a `Store`: revisions, prefix range, compare-and-swap transactions and prefix watch.
+`SQLiteStore` is the embedded default (one node, like k3s on kine); an etcd backend fills the same interface.
+"""
+from kemu.store.base import (Compacted, Compare, Delete, Event, KeyValue, Put, Store, TxnResult, Watcher)
+from kemu.store.sqlite import SQLiteStore
+
+
+def open_store(url: str) -> Store:
+    """Open a store from a URL: `sqlite:///path/to/db` (or a bare path)."""
+    if url.startswith("sqlite://"):
+        return SQLiteStore(url[len("sqlite://"):])
+    if "://" not in url:
+        return SQLiteStore(url)
+    raise ValueError(f"store URL {url!r}: unsupported scheme; use sqlite:///PATH")
+
+
+__all__ = ["Compacted", "Compare", "Delete", "Event", "KeyValue", "Put", "Store", "TxnResult", "Watcher",
+           "SQLiteStore", "open_store"]

@@ -1,0 +1,1 @@
+"""The kubelet-like node agent: a pod worker per pod, with the prober and the status manager apart."""

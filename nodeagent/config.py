@@ -1,0 +1,106 @@
+"""Node configuration: a KubeletConfiguration-like YAML plus what the lab tells each node."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields
+
+import yaml
+
+
+def seconds(value: str | int | float) -> float:
+    """A Go duration ("10s", "1m30s", "500ms") or a number of seconds."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    total, pos = 0.0, 0
+    for m in re.finditer(r"(\d+(?:\.\d+)?)(ms|s|m|h)", value):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+        pos = m.end()
+    if pos != len(value) or not value:
+        raise ValueError(f"{value!r} is not a duration like 10s, 1m30s or 500ms")
+    return total
+
+
+@dataclass
+class NodeConfig:
+    node_name: str
+    state_dir: str                    # everything this node writes: pods, CNI config and IPAM, logs
+    store_url: str
+    node_ip: str
+    pod_cidr: str
+    cluster_cidr: str = "10.244.0.0/16"
+    service_cidr: str = "10.96.0.0/12"
+    cluster_dns: str = "10.96.0.10"
+    cluster_domain: str = "cluster.local"
+    cgroup_root: str = ""             # default kemu-<lab>-<node>
+    cni_plugin: str = "kemu-bridge"   # or "bridge" (the reference bridge + host-local)
+    cni_bin_dirs: list[str] = field(default_factory=list)
+    bridge: str = "kemu0"
+    # kubelet knobs (KubeletConfiguration names, durations in seconds here)
+    crash_loop_initial: float = 10.0
+    crash_loop_max: float = 300.0
+    node_status_update_frequency: float = 10.0
+    sync_frequency: float = 1.0
+    max_pods: int = 110
+
+    @property
+    def pods_dir(self) -> str:
+        return os.path.join(self.state_dir, "pods")
+
+    @property
+    def cni_dir(self) -> str:
+        return os.path.join(self.state_dir, "cni")
+
+
+# KubeletConfiguration field → (NodeConfig field, converter)
+_KUBELET_FIELDS = {
+    "nodeStatusUpdateFrequency": ("node_status_update_frequency", seconds),
+    "syncFrequency": ("sync_frequency", seconds),
+    "maxPods": ("max_pods", int),
+    "clusterDomain": ("cluster_domain", str),
+}
+
+
+def load_kubelet_config(path: str) -> dict:
+    """Read a KubeletConfiguration-like YAML into NodeConfig overrides; unknown fields are an error."""
+    with open(path) as f:
+        doc = yaml.safe_load(f) or {}
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: must be a KubeletConfiguration mapping")
+    out: dict = {}
+    for key, value in doc.items():
+        if key in ("apiVersion", "kind"):
+            continue
+        if key == "clusterDNS":
+            out["cluster_dns"] = value[0] if isinstance(value, list) else value
+        elif key == "crashLoopBackOff":
+            for sub, target in (("initialContainerRestartPeriod", "crash_loop_initial"),
+                                ("maxContainerRestartPeriod", "crash_loop_max")):
+                if sub in (value or {}):
+                    out[target] = seconds(value[sub])
+            unknown = set(value or {}) - {"initialContainerRestartPeriod", "maxContainerRestartPeriod"}
+            if unknown:
+                raise ValueError(f"{path}: crashLoopBackOff.{sorted(unknown)[0]}: unknown field; use "
+                                 "initialContainerRestartPeriod or maxContainerRestartPeriod")
+        elif key == "cniPlugin":
+            if value not in ("kemu-bridge", "bridge"):
+                raise ValueError(f"{path}: cniPlugin: must be kemu-bridge or bridge")
+            out["cni_plugin"] = value
+        elif key in _KUBELET_FIELDS:
+            target, conv = _KUBELET_FIELDS[key]
+            try:
+                out[target] = conv(value)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{path}: {key}: {exc}") from exc
+        else:
+            raise ValueError(f"{path}: {key}: unknown field; kemu reads {', '.join(sorted(KNOWN_FIELDS))}")
+    return out
+
+
+KNOWN_FIELDS = set(_KUBELET_FIELDS) | {"clusterDNS", "crashLoopBackOff", "cniPlugin"}
+
+
+def node_config_fields() -> set[str]:
+    return {f.name for f in fields(NodeConfig)}

@@ -1,0 +1,399 @@
+"""The Proxier: keeps the node's ``ip kemu-proxy`` table in line with Services.
+
+Feed it Services and EndpointSlices (``on_service`` / ``on_endpoint_slice``) and
+call ``sync()``. The first sync, a sync after a failure and a periodic one
+(``full_sync_period``) rewrite the whole table in one transaction; the others
+only touch the changed Services' chains and map elements.
+"""
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .nft import NftBackend, NftError, Op, Transaction, full_transaction
+from .ruleset import (Fragment, ProxyNode, Ruleset, SequentialAllocator, SetDef, UdpPort,
+                      base_ruleset, build_fragment, service_key)
+
+log = logging.getLogger("kemu.proxy")
+
+# kube-proxy's sync duration buckets: 1ms * 2^i
+DURATION_BUCKETS = tuple(0.001 * 2 ** i for i in range(15))
+
+
+@dataclass
+class SyncResult:
+    """What one sync did."""
+
+    kind: str                    # "full", "partial", "noop", "skipped", "failed"
+    duration_s: float = 0.0
+    build_s: float = 0.0         # computing the transaction
+    apply_s: float = 0.0         # nftables commit
+    ops: int = 0
+    services_changed: int = 0
+    error: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def run_conntrack(args: list[str]) -> None:
+    """Run the conntrack tool (no shell); "no entries" is not an error."""
+    try:
+        subprocess.run(["conntrack", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:  # pragma: no cover - tool missing
+        log.warning("conntrack %s failed: %s", args, e)
+
+
+class _ReuseAllocator:
+    """Allocator for rebuilding one Service: reuses its old blocks when sizes match."""
+
+    def __init__(self, base: SequentialAllocator, old_blocks: list[tuple[str, int, int]]) -> None:
+        self.base = base
+        self.old = {(s, n): o for s, o, n in old_blocks}
+        self.reused: set[tuple[str, int, int]] = set()
+
+    def __call__(self, shard: str, size: int) -> int:
+        off = self.old.pop((shard, size), None)
+        if off is not None:
+            self.reused.add((shard, off, size))
+            return off
+        return self.base(shard, size)
+
+
+class Proxier:
+    """Service proxy for one node (runs in the node's network namespace)."""
+
+    def __init__(self, node: ProxyNode, nft: NftBackend, min_sync_interval: float = 0.0,
+                 full_sync_period: float = 3600.0,
+                 conntrack: Callable[[list[str]], None] | None = run_conntrack) -> None:
+        self.node = node
+        self.nft = nft
+        self.min_sync_interval = min_sync_interval
+        self.full_sync_period = full_sync_period
+        self.conntrack = conntrack
+        self.services: dict[str, dict] = {}
+        self.slices: dict[str, dict] = {}
+        self.slice_owner: dict[str, str] = {}          # slice key -> service key
+        self.dirty: set[str] = set()
+        self.fragments: dict[str, Fragment] = {}       # as applied
+        self.elem_refs: dict[tuple[str, str], list] = {}  # (set, key) -> [value, refcount]
+        self.alloc = SequentialAllocator()
+        self.base = base_ruleset(node)
+        self.needs_full = True
+        self.recreate = True
+        self.last_sync = 0.0
+        self.last_full = 0.0
+        self.last_success_ts = 0.0
+        self.durations: dict[str, list[float]] = {"full": [], "partial": []}
+        self.failures = 0
+        self.counts: dict[str, int] = {}
+
+    # ------------------------------------------------------------ inputs
+    def on_service(self, svc: dict | None, key: str) -> None:
+        """Upsert (svc dict) or delete (None) a Service; key = "ns/name"."""
+        if svc is None:
+            self.services.pop(key, None)
+        else:
+            self.services[key] = svc
+        self.dirty.add(key)
+
+    def on_endpoint_slice(self, es: dict | None, key: str) -> None:
+        """Upsert or delete an EndpointSlice; key = "ns/name" of the slice."""
+        old_owner = self.slice_owner.pop(key, None)
+        if old_owner:
+            self.dirty.add(old_owner)
+        self.slices.pop(key, None)
+        if es is not None:
+            md = es.get("metadata") or {}
+            svc_name = (md.get("labels") or {}).get("kubernetes.io/service-name")
+            if svc_name:
+                owner = f"{md.get('namespace', key.split('/', 1)[0])}/{svc_name}"
+                self.slices[key] = es
+                self.slice_owner[key] = owner
+                self.dirty.add(owner)
+
+    def _slices_of(self, svc_key: str) -> list[dict]:
+        return [self.slices[k] for k, owner in self.slice_owner.items() if owner == svc_key]
+
+    # ------------------------------------------------------------ syncing
+    def sync(self) -> SyncResult:
+        """Apply pending changes: incremental when possible, full when needed."""
+        now = time.monotonic()
+        if self.min_sync_interval and now - self.last_sync < self.min_sync_interval:
+            return SyncResult("skipped")
+        if self.needs_full or (self.full_sync_period and now - self.last_full >= self.full_sync_period):
+            return self.full_resync()
+        if not self.dirty:
+            return SyncResult("noop")
+        return self._partial_sync()
+
+    def full_resync(self) -> SyncResult:
+        """Rewrite the whole table in one transaction (repairs drift)."""
+        t0 = time.perf_counter()
+        self.last_sync = time.monotonic()
+        alloc = SequentialAllocator()
+        rs = base_ruleset(self.node)
+        grouped: dict[str, list[dict]] = {}
+        for k, owner in self.slice_owner.items():
+            grouped.setdefault(owner, []).append(self.slices[k])
+        frags: dict[str, Fragment] = {}
+        refs: dict[tuple[str, str], list] = {}
+        for key in sorted(self.services):
+            frag = build_fragment(self.services[key], grouped.get(key, []), self.node, alloc)
+            frags[key] = frag
+            rs.add_fragment(frag)
+            for sk, v in frag.elements.items():
+                if sk in refs:
+                    refs[sk][1] += 1
+                else:
+                    refs[sk] = [v, 1]
+        old_chains = {c for f in self.fragments.values() for c in f.chains}
+        old_sets = {n: s for f in self.fragments.values() for n, s in f.sets.items()}
+        stale_chains = tuple(sorted(old_chains - set(rs.chains)))
+        stale_sets = tuple(s for n, s in sorted(old_sets.items()) if n not in rs.sets)
+        tx = full_transaction(rs, self.recreate, stale_chains, stale_sets)
+        t1 = time.perf_counter()
+        try:
+            self.nft.run(tx)
+        except NftError as e:
+            self.failures += 1
+            log.error("full sync failed (%s); will recreate the table next time", e)
+            self.needs_full = True
+            self.recreate = True
+            return SyncResult("failed", time.perf_counter() - t0, t1 - t0, time.perf_counter() - t1,
+                              len(tx), len(self.services), str(e))
+        t2 = time.perf_counter()
+        old_frags = self.fragments
+        self.fragments, self.elem_refs, self.alloc = frags, refs, alloc
+        self.needs_full = self.recreate = False
+        changed = set(self.dirty)
+        self.dirty.clear()
+        self.last_full = time.monotonic()
+        self.counts = rs.counts()
+        self._record("full", t2 - t0)
+        self._conntrack_cleanup({k: (old_frags.get(k), frags.get(k)) for k in changed | set(frags)
+                                 if old_frags.get(k) is not frags.get(k)})
+        return SyncResult("full", time.perf_counter() - t0, t1 - t0, t2 - t1, len(tx),
+                          len(changed), counts=dict(self.counts))
+
+    def _partial_sync(self) -> SyncResult:
+        t0 = time.perf_counter()
+        self.last_sync = time.monotonic()
+        dirty = sorted(self.dirty)
+        new_frags: dict[str, Fragment | None] = {}
+        reused: set[tuple[str, int, int]] = set()
+        new_blocks: list[tuple[str, int, int]] = []
+        for key in dirty:
+            svc = self.services.get(key)
+            old = self.fragments.get(key)
+            if svc is None:
+                new_frags[key] = None
+                continue
+            alloc = _ReuseAllocator(self.alloc, old.blocks if old else [])
+            frag = build_fragment(svc, self._slices_of(key), self.node, alloc)
+            new_frags[key] = frag
+            reused |= alloc.reused
+            new_blocks += [b for b in frag.blocks if b not in alloc.reused]
+
+        add_sets: list[SetDef] = []
+        del_sets: list[SetDef] = []
+        add_chains: list[str] = []
+        rule_ops: list[Op] = []
+        del_chains: list[str] = []
+        touched: dict[tuple[str, str], list | None] = {}   # working copy of elem_refs entries
+        decs: list[tuple[tuple[str, str], str | None]] = []
+        incs: list[tuple[tuple[str, str], str | None]] = []
+        for key in dirty:
+            old, new = self.fragments.get(key), new_frags[key]
+            oc = old.chains if old else {}
+            nc = new.chains if new else {}
+            os_ = old.sets if old else {}
+            ns_ = new.sets if new else {}
+            add_sets += [s for n, s in ns_.items() if n not in os_]
+            del_sets += [s for n, s in os_.items() if n not in ns_]
+            for name, chain in nc.items():
+                if name not in oc:
+                    add_chains.append(name)
+                    rule_ops += [Op("add", "rule", name, r) for r in chain.rules]
+                elif oc[name].rules != chain.rules:
+                    rule_ops.append(Op("flush", "chain", name))
+                    rule_ops += [Op("add", "rule", name, r) for r in chain.rules]
+            del_chains += [n for n in oc if n not in nc]
+            oe = old.elements if old else {}
+            ne = new.elements if new else {}
+            decs += [(k, v) for k, v in oe.items() if k not in ne or ne[k] != v]
+            incs += [(k, v) for k, v in ne.items() if k not in oe or oe[k] != v]
+        for k, _v in decs + incs:
+            if k not in touched:
+                cur = self.elem_refs.get(k)
+                touched[k] = list(cur) if cur else None
+        for k, _v in decs:
+            ent = touched[k]
+            if ent:
+                ent[1] -= 1
+                if ent[1] <= 0:
+                    touched[k] = None
+        for k, v in incs:
+            ent = touched[k]
+            if ent:
+                ent[1] += 1
+            else:
+                touched[k] = [v, 1]
+        elem_dels: list[Op] = []
+        elem_adds: list[Op] = []
+        for k, ent in touched.items():
+            before = self.elem_refs.get(k)
+            bval = before[0] if before else None
+            aval = ent[0] if ent else None
+            is_map = self.base.sets[k[0]].is_map if k[0] in self.base.sets else False
+            if before and (not ent or bval != aval):
+                elem_dels.append(Op("delete", "element", k[0], key=k[1], is_map=is_map))
+            if ent and (not before or bval != aval):
+                elem_adds.append(Op("add", "element", k[0], key=k[1], value=aval, is_map=is_map))
+
+        tx = Transaction(self.node.table)
+        for s in add_sets:
+            tx.add(Op("add", "set", s.name, s.spec, is_map=s.is_map))
+        for name in add_chains:
+            tx.add(Op("add", "chain", name))
+        tx.ops += rule_ops
+        elem_dels.sort(key=lambda o: o.name)
+        elem_adds.sort(key=lambda o: o.name)
+        tx.ops += elem_dels + elem_adds
+        for name in del_chains:
+            tx.add(Op("flush", "chain", name))
+        for name in del_chains:
+            tx.add(Op("delete", "chain", name))
+        for s in del_sets:
+            tx.add(Op("delete", "set", s.name, is_map=s.is_map))
+        t1 = time.perf_counter()
+        if tx.ops:
+            try:
+                self.nft.run(tx)
+            except NftError as e:
+                self.failures += 1
+                log.error("partial sync failed (%s); next sync is a full one", e)
+                self.needs_full = True
+                return SyncResult("failed", time.perf_counter() - t0, t1 - t0, time.perf_counter() - t1,
+                                  len(tx), len(dirty), str(e))
+        t2 = time.perf_counter()
+        # commit the model
+        before = {k: self.fragments.get(k) for k in dirty}
+        self._update_counts(before, new_frags)
+        for key in dirty:
+            old = self.fragments.get(key)
+            if old:
+                for b in old.blocks:
+                    if b not in reused:
+                        self.alloc.release(*b)
+            if new_frags[key] is None:
+                self.fragments.pop(key, None)
+            else:
+                self.fragments[key] = new_frags[key]
+        for k, ent in touched.items():
+            if ent:
+                self.elem_refs[k] = ent
+            else:
+                self.elem_refs.pop(k, None)
+        self.counts["elements"] = len(self.elem_refs)
+        self.dirty.clear()
+        self._record("partial", t2 - t0)
+        self._conntrack_cleanup({k: (before[k], new_frags[k]) for k in dirty})
+        return SyncResult("partial", time.perf_counter() - t0, t1 - t0, t2 - t1, len(tx), len(dirty),
+                          counts=dict(self.counts))
+
+    # ------------------------------------------------------------ helpers
+    def _update_counts(self, before: dict[str, Fragment | None], after: dict[str, Fragment | None]) -> None:
+        """Adjust object counts by the difference between Services' old and new fragments."""
+        def size(f: Fragment | None) -> tuple[str, int, int]:
+            if f is None:
+                return 0, 0, 0
+            return len(f.chains), sum(len(c.rules) for c in f.chains.values()), len(f.sets)
+        for k in before:
+            b, a = size(before[k]), size(after[k])
+            self.counts["chains"] = self.counts.get("chains", 0) + a[0] - b[0]
+            self.counts["rules"] = self.counts.get("rules", 0) + a[1] - b[1]
+            self.counts["sets"] = self.counts.get("sets", 0) + a[2] - b[2]
+
+    def _conntrack_cleanup(self, changes: dict[str, tuple[Fragment | None, Fragment | None]]) -> None:
+        """Flush UDP conntrack entries pointing at removed endpoints (and at newly served frontends)."""
+        if not self.conntrack:
+            return
+        for old, new in changes.values():
+            old_ports = old.udp_ports if old else []
+            new_ports = {(p.frontends, p.node_port): p for p in (new.udp_ports if new else [])}
+            for op in old_ports:
+                np = new_ports.get((op.frontends, op.node_port))
+                removed = op.endpoint_ips - (np.endpoint_ips if np else frozenset())
+                for ip in sorted(removed):
+                    for fe in op.frontends:
+                        self.conntrack(["-D", "-p", "udp", "--orig-dst", fe, "--reply-src", ip])
+                    if op.node_port:
+                        self.conntrack(["-D", "-p", "udp", "--orig-port-dst", str(op.node_port),
+                                        "--reply-src", ip])
+            old_map = {(p.frontends, p.node_port): p for p in old_ports}
+            for k, np in new_ports.items():
+                op = old_map.get(k)
+                if np.endpoint_ips and (op is None or not op.endpoint_ips):
+                    for fe in np.frontends:
+                        self.conntrack(["-D", "-p", "udp", "--orig-dst", fe])
+
+    def _record(self, kind: str, seconds: float) -> None:
+        self.durations[kind].append(seconds)
+        self.last_success_ts = time.time()
+
+    # ------------------------------------------------------------ outputs
+    def metrics_text(self) -> str:
+        """Prometheus text exposition (kube-proxy metric names where they exist)."""
+        out: list[str] = []
+
+        def hist(name: str, help_: str, values: list[float]) -> None:
+            out.append(f"# HELP {name} {help_}")
+            out.append(f"# TYPE {name} histogram")
+            for b in DURATION_BUCKETS:
+                out.append(f'{name}_bucket{{le="{b:g}"}} {sum(1 for v in values if v <= b)}')
+            out.append(f'{name}_bucket{{le="+Inf"}} {len(values)}')
+            out.append(f"{name}_sum {sum(values):.6f}")
+            out.append(f"{name}_count {len(values)}")
+        allv = self.durations["full"] + self.durations["partial"]
+        hist("kubeproxy_sync_proxy_rules_duration_seconds", "SyncProxyRules latency in seconds", allv)
+        hist("kubeproxy_sync_full_proxy_rules_duration_seconds", "Full SyncProxyRules latency", self.durations["full"])
+        hist("kubeproxy_sync_partial_proxy_rules_duration_seconds", "Partial SyncProxyRules latency",
+             self.durations["partial"])
+        out += ["# HELP kubeproxy_sync_proxy_rules_last_timestamp_seconds The last time proxy rules were synced",
+                "# TYPE kubeproxy_sync_proxy_rules_last_timestamp_seconds gauge",
+                f"kubeproxy_sync_proxy_rules_last_timestamp_seconds {self.last_success_ts:.3f}",
+                "# HELP kubeproxy_sync_proxy_rules_nftables_sync_failures_total Failed nftables transactions",
+                "# TYPE kubeproxy_sync_proxy_rules_nftables_sync_failures_total counter",
+                f"kubeproxy_sync_proxy_rules_nftables_sync_failures_total {self.failures}",
+                "# HELP kemu_proxy_nftables_objects Objects in the proxy's nftables table",
+                "# TYPE kemu_proxy_nftables_objects gauge"]
+        for kind in ("chains", "rules", "sets", "elements"):
+            out.append(f'kemu_proxy_nftables_objects{{kind="{kind}"}} {self.counts.get(kind, 0)}')
+        out += ["# HELP kubeproxy_sync_proxy_rules_service_changes_pending Services changed but not synced",
+                "# TYPE kubeproxy_sync_proxy_rules_service_changes_pending gauge",
+                f"kubeproxy_sync_proxy_rules_service_changes_pending {len(self.dirty)}"]
+        return "\n".join(out) + "\n"
+
+    def close(self) -> None:
+        """Delete the table (tests/teardown)."""
+        tx = Transaction(self.node.table)
+        tx.add(Op("add", "table"))
+        tx.add(Op("delete", "table"))
+        self.nft.run(tx)
+        self.fragments.clear()
+        self.elem_refs.clear()
+        self.needs_full = self.recreate = True
+
+
+def ruleset_of(proxier: Proxier) -> Ruleset:
+    """The desired ruleset the proxier currently holds (for debugging)."""
+    rs = base_ruleset(proxier.node)
+    for key in sorted(proxier.fragments):
+        rs.add_fragment(proxier.fragments[key])
+    return rs
+
+
+__all__ = ["Proxier", "SyncResult", "service_key", "UdpPort"]

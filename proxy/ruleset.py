@@ -1,0 +1,422 @@
+"""The service proxy's nftables ruleset as data (pure: no I/O).
+
+Layout (see docs/proxy.md): one table ``ip kemu-proxy`` with a fixed skeleton of
+base chains and maps, plus per Service port O(1) objects:
+
+* one element in ``service-ips`` (ClusterIP, externalIPs, LB ingress IPs) or
+  ``service-nodeports`` whose verdict is ``goto`` the port's chain;
+* one chain ``svc-…`` holding ONE rule
+  ``dnat ip addr . port to numgen random mod N offset O map @endpoints-SS``;
+  the endpoints themselves are N elements of a shared, sharded map
+  ``endpoints-SS`` (key = offset+i, value = ip . port).
+
+Sharding the endpoint map keeps the kernel's bind-time walk of a map (done for
+every rule that references it) small; anonymous per-rule maps are avoided
+because the kernel allocates their names in O(n) each (O(n^2) overall).
+
+Session affinity is the exception (rare): kube-proxy's per-endpoint chains and
+``affinity`` sets with timeouts.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+MASQ_MARK = 0x4000
+ENDPOINT_SHARDS = {"tcp": 64, "udp": 16, "sctp": 4}  # endpoint map shards per protocol
+DEFAULT_AFFINITY_TIMEOUT = 10800
+PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
+
+# Shared maps/sets of the skeleton: name -> nft spec
+SERVICE_IPS = "service-ips"
+SERVICE_NODEPORTS = "service-nodeports"
+NO_ENDPOINT_SERVICES = "no-endpoint-services"
+NO_ENDPOINT_NODEPORTS = "no-endpoint-nodeports"
+CLUSTER_IPS = "cluster-ips"
+HAIRPIN = "hairpin"
+
+
+def endpoint_map_name(proto: str, shard: int) -> str:
+    """Name of endpoint map shard ``shard`` for ``proto`` (the map's typeof binds a protocol)."""
+    return f"endpoints-{proto}-{shard:02d}"
+
+
+@dataclass
+class ProxyNode:
+    """The node the proxy programs."""
+
+    name: str
+    node_ips: list[str]
+    cluster_cidr: str
+    service_cidr: str = "10.96.0.0/12"
+    table: str = "kemu-proxy"
+    nodeport_addresses: list[str] | None = None
+
+
+@dataclass
+class Chain:
+    """A chain: optional base-chain hook spec and its rules (nft syntax)."""
+
+    name: str
+    rules: list[str] = field(default_factory=list)
+    hook: str | None = None  # e.g. "type nat hook prerouting priority -100 ;"
+
+
+@dataclass(frozen=True)
+class SetDef:
+    """A named set or map; ``spec`` is the body between braces."""
+
+    name: str
+    spec: str
+    is_map: bool = False
+    dynamic: bool = False  # contents written by the kernel (affinity): never flushed on resync
+
+
+@dataclass
+class Fragment:
+    """Everything one Service contributes to the ruleset."""
+
+    key: str
+    chains: dict[str, Chain] = field(default_factory=dict)
+    sets: dict[str, SetDef] = field(default_factory=dict)
+    elements: dict[tuple[str, str], str | None] = field(default_factory=dict)  # (set, key) -> value
+    blocks: list[tuple[str, int, int]] = field(default_factory=list)  # (endpoint map, offset, size)
+    udp_ports: list["UdpPort"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class UdpPort:
+    """What conntrack cleanup needs to know about one UDP service port."""
+
+    frontends: tuple[str, ...]
+    node_port: int | None
+    endpoint_ips: frozenset[str]
+
+
+@dataclass
+class Ruleset:
+    """The complete desired state of the table."""
+
+    table: str
+    chains: dict[str, Chain] = field(default_factory=dict)
+    sets: dict[str, SetDef] = field(default_factory=dict)
+    elements: dict[str, dict[str, str | None]] = field(default_factory=dict)
+
+    def add_fragment(self, frag: Fragment) -> None:
+        """Merge a Service's fragment (first writer of an element key wins)."""
+        self.chains.update(frag.chains)
+        self.sets.update(frag.sets)
+        for (set_name, key), value in frag.elements.items():
+            self.elements.setdefault(set_name, {}).setdefault(key, value)
+
+    def counts(self) -> dict[str, int]:
+        """Numbers of chains, rules, sets and elements."""
+        return {
+            "chains": len(self.chains),
+            "rules": sum(len(c.rules) for c in self.chains.values()),
+            "sets": len(self.sets),
+            "elements": sum(len(e) for e in self.elements.values()),
+        }
+
+
+Allocator = Callable[[str, int], int]  # (endpoint map, block size) -> offset
+
+
+class SequentialAllocator:
+    """Hands out endpoint-map offsets per shard; freed blocks are reused by size."""
+
+    def __init__(self) -> None:
+        self.next: dict[str, int] = {}
+        self.free: dict[tuple[str, int], list[int]] = {}
+
+    def __call__(self, shard: str, size: int) -> int:
+        reuse = self.free.get((shard, size))
+        if reuse:
+            return reuse.pop()
+        offset = self.next.get(shard, 0)
+        self.next[shard] = offset + size
+        return offset
+
+    def release(self, shard: str, offset: int, size: int) -> None:
+        """Give a block back."""
+        self.free.setdefault((shard, size), []).append(offset)
+
+
+def short_hash(text: str, n: int = 8) -> str:
+    """Stable short identifier (kube-proxy style chain-name prefix)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:n].upper()
+
+
+def shard_of(name: str, proto: str) -> int:
+    """Endpoint-map shard for a chain."""
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % ENDPOINT_SHARDS[proto]
+
+
+def base_ruleset(node: ProxyNode) -> Ruleset:
+    """The fixed skeleton: base chains, dispatch maps, endpoint map shards."""
+    rs = Ruleset(table=node.table)
+    key3 = "type ipv4_addr . inet_proto . inet_service : verdict ;"
+    key2 = "type inet_proto . inet_service : verdict ;"
+    for sd in (
+        SetDef(SERVICE_IPS, key3, is_map=True),
+        SetDef(SERVICE_NODEPORTS, key2, is_map=True),
+        SetDef(NO_ENDPOINT_SERVICES, key3, is_map=True),
+        SetDef(NO_ENDPOINT_NODEPORTS, key2, is_map=True),
+        SetDef(CLUSTER_IPS, "type ipv4_addr ;"),
+        SetDef(HAIRPIN, "type ipv4_addr . ipv4_addr ;"),
+    ):
+        rs.sets[sd.name] = sd
+    for proto, shards in ENDPOINT_SHARDS.items():
+        for shard in range(shards):
+            name = endpoint_map_name(proto, shard)
+            rs.sets[name] = SetDef(name, f"typeof numgen random mod 1 : ip daddr . {proto} dport ;", is_map=True)
+    for name in rs.sets:
+        rs.elements[name] = {}
+
+    if node.nodeport_addresses:
+        local = "ip daddr { " + ", ".join(node.nodeport_addresses) + " }"
+    else:
+        local = "fib daddr type local ip daddr != 127.0.0.0/8"
+    cidr = node.cluster_cidr
+    mark = f"meta mark set meta mark | {MASQ_MARK:#x}"
+    chains = [
+        Chain("nat-prerouting", ["jump services"], "type nat hook prerouting priority -100 ;"),
+        Chain("nat-output", ["jump services"], "type nat hook output priority -100 ;"),
+        Chain("nat-postrouting", ["jump masquerading"], "type nat hook postrouting priority 100 ;"),
+        Chain("filter-input", ["ct state new jump nodeport-endpoints-check",
+                               "ct state new jump service-endpoints-check"],
+              "type filter hook input priority -10 ;"),
+        Chain("filter-forward", ["ct state new jump service-endpoints-check",
+                                 "ct state new jump cluster-ips-check"],
+              "type filter hook forward priority -10 ;"),
+        Chain("filter-output", ["ct state new jump service-endpoints-check",
+                                "ct state new jump cluster-ips-check"],
+              "type filter hook output priority -10 ;"),
+        Chain("services", [
+            f"ip daddr @{CLUSTER_IPS} ip saddr != {cidr} {mark}",
+            f"ip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}",
+            f"{local} meta l4proto . th dport vmap @{SERVICE_NODEPORTS}",
+        ]),
+        Chain("service-endpoints-check", [f"ip daddr . meta l4proto . th dport vmap @{NO_ENDPOINT_SERVICES}"]),
+        Chain("nodeport-endpoints-check", [f"{local} meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}"]),
+        Chain("cluster-ips-check", [f"ip daddr @{CLUSTER_IPS} goto reject-chain",
+                                    f"ip daddr {node.service_cidr} drop"]),
+        Chain("reject-chain", ["meta l4proto tcp reject with tcp reset", "reject"]),
+        Chain("mark-for-masquerade", [mark]),
+        Chain("masquerading", [
+            f"ct status dnat ip saddr . ip daddr @{HAIRPIN} masquerade fully-random",
+            f"meta mark & {MASQ_MARK:#x} == 0 return",
+            f"meta mark set meta mark ^ {MASQ_MARK:#x}",
+            "masquerade fully-random",
+        ]),
+    ]
+    for c in chains:
+        rs.chains[c.name] = c
+    return rs
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One resolved backend of a service port."""
+
+    ip: str
+    port: int
+    node: str | None
+
+
+def _ready_endpoints(slices: Iterable[dict], port_name: str, protocol: str,
+                     publish_not_ready: bool) -> list[Endpoint]:
+    """Endpoints for one service port: ready ones, else serving+terminating ones."""
+    ready: dict[tuple[str, int], Endpoint] = {}
+    fallback: dict[tuple[str, int], Endpoint] = {}
+    for es in slices:
+        if es.get("addressType", "IPv4") != "IPv4":
+            continue
+        port = None
+        for p in es.get("ports") or []:
+            if (p.get("name") or "") == port_name and p.get("protocol", "TCP") == protocol:
+                port = p.get("port")
+        if port is None:
+            continue
+        for ep in es.get("endpoints") or []:
+            cond = ep.get("conditions") or {}
+            is_ready = cond.get("ready") is not False  # nil means ready
+            serving = cond.get("serving", is_ready) is not False
+            terminating = cond.get("terminating") is True
+            for ip in ep.get("addresses") or []:
+                e = Endpoint(ip, int(port), ep.get("nodeName"))
+                if is_ready or publish_not_ready:
+                    ready[(ip, int(port))] = e
+                elif serving and terminating:
+                    fallback[(ip, int(port))] = e
+    chosen = ready or fallback
+    return sorted(chosen.values(), key=lambda e: (ipaddress.IPv4Address(e.ip), e.port))
+
+
+def _frontend_ips(svc: dict) -> tuple[list[str], list[str]]:
+    """(cluster IPs, external IPs incl. LoadBalancer ingress) of a Service, IPv4 only."""
+    spec = svc.get("spec") or {}
+    cluster = [ip for ip in (spec.get("clusterIPs") or [spec.get("clusterIP")]) if ip and ip != "None"]
+    external = list(spec.get("externalIPs") or [])
+    if spec.get("type") == "LoadBalancer":
+        for ing in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
+            if ing.get("ip"):
+                external.append(ing["ip"])
+
+    def v4(ips: list[str]) -> list[str]:
+        out = []
+        for ip in ips:
+            try:
+                if ipaddress.ip_address(ip).version == 4 and ip not in out:
+                    out.append(ip)
+            except ValueError:
+                pass
+        return out
+    return v4(cluster), v4(external)
+
+
+def service_key(svc: dict) -> str:
+    """"ns/name" of an object."""
+    md = svc.get("metadata") or {}
+    return f"{md.get('namespace', 'default')}/{md.get('name')}"
+
+
+def build_fragment(svc: dict, slices: list[dict], node: ProxyNode, alloc: Allocator) -> Fragment:
+    """Chains, sets and map elements for one Service (empty for headless/ExternalName)."""
+    key = service_key(svc)
+    frag = Fragment(key=key)
+    spec = svc.get("spec") or {}
+    stype = spec.get("type", "ClusterIP")
+    cluster_ips, external_ips = _frontend_ips(svc)
+    if stype == "ExternalName" or not cluster_ips:
+        return frag
+    node_ports_on = stype in ("NodePort", "LoadBalancer")
+    affinity = spec.get("sessionAffinity") == "ClientIP"
+    timeout = int((((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {})
+                   .get("timeoutSeconds") or DEFAULT_AFFINITY_TIMEOUT))
+    etp_local = spec.get("externalTrafficPolicy") == "Local" and (node_ports_on or external_ips)
+    itp_local = spec.get("internalTrafficPolicy") == "Local"
+    publish = bool(spec.get("publishNotReadyAddresses"))
+    ns, name = key.split("/", 1)
+
+    for cip in cluster_ips:
+        frag.elements[(CLUSTER_IPS, cip)] = None
+
+    for sp in spec.get("ports") or []:
+        proto_k8s = sp.get("protocol", "TCP")
+        proto = PROTOCOLS.get(proto_k8s)
+        if proto is None:
+            continue
+        pname = sp.get("name") or ""
+        port = int(sp["port"])
+        node_port = int(sp["nodePort"]) if node_ports_on and sp.get("nodePort") else None
+        eps = _ready_endpoints(slices, pname, proto_k8s, publish)
+        local_eps = [e for e in eps if e.node == node.name]
+        ident = f"{ns}/{name}/{proto}/{pname or port}"
+        h = short_hash(ident)
+        readable = f"{ns}/{name}/{proto}/{pname or port}"[:200]
+        svc_chain = f"svc-{h}-{readable}"
+        local_chain = f"svc-local-{h}-{readable}"
+        ext_chain = f"ext-{h}-{readable}"
+        has_external = bool(external_ips) or node_port is not None
+
+        def endpoint_chain(chain: str, chosen: list[Endpoint]) -> None:
+            frag.chains[chain] = Chain(chain, _dnat_rules(frag, chain, chosen, proto, affinity, timeout, alloc))
+            for e in chosen:
+                frag.elements[(HAIRPIN, f"{e.ip} . {e.ip}")] = None
+
+        # internal (ClusterIP) path
+        internal_eps = local_eps if itp_local else eps
+        for cip in cluster_ips:
+            k = f"{cip} . {proto} . {port}"
+            if internal_eps:
+                frag.elements[(SERVICE_IPS, k)] = f"goto {svc_chain if not itp_local else local_chain}"
+            else:
+                frag.elements[(NO_ENDPOINT_SERVICES, k)] = "drop" if eps else "goto reject-chain"
+        if eps and not itp_local:
+            endpoint_chain(svc_chain, eps)
+        if local_eps and (itp_local or etp_local):
+            endpoint_chain(local_chain, local_eps)
+        # external path: NodePort, externalIPs, LoadBalancer ingress
+        if has_external:
+            ext_keys = [(SERVICE_IPS, f"{ip} . {proto} . {port}") for ip in external_ips]
+            if node_port is not None:
+                ext_keys.append((SERVICE_NODEPORTS, f"{proto} . {node_port}"))
+            if not eps:
+                for set_name, k in ext_keys:
+                    no_ep = NO_ENDPOINT_NODEPORTS if set_name == SERVICE_NODEPORTS else NO_ENDPOINT_SERVICES
+                    frag.elements[(no_ep, k)] = "goto reject-chain"
+            else:
+                if etp_local:
+                    if svc_chain not in frag.chains:
+                        endpoint_chain(svc_chain, eps)
+                    rules = [f"ip saddr {node.cluster_cidr} goto {svc_chain}",
+                             "fib saddr type local jump mark-for-masquerade",
+                             f"fib saddr type local goto {svc_chain}",
+                             f"goto {local_chain}" if local_eps else "drop"]
+                else:
+                    if svc_chain not in frag.chains:
+                        endpoint_chain(svc_chain, eps)
+                    rules = ["jump mark-for-masquerade", f"goto {svc_chain}"]
+                frag.chains[ext_chain] = Chain(ext_chain, rules)
+                for set_name, k in ext_keys:
+                    frag.elements[(set_name, k)] = f"goto {ext_chain}"
+        if proto == "udp":
+            frag.udp_ports.append(UdpPort(
+                frontends=tuple(cluster_ips + external_ips), node_port=node_port,
+                endpoint_ips=frozenset(e.ip for e in eps)))
+    return frag
+
+
+def _dnat_rules(frag: Fragment, chain: str, eps: list[Endpoint], proto: str, affinity: bool,
+                timeout: int, alloc: Allocator) -> list[str]:
+    """Rules of a service chain: one map-driven DNAT, or kube-proxy style affinity chains."""
+    if not affinity:
+        shard = shard_of(chain, proto)
+        emap = endpoint_map_name(proto, shard)
+        offset = alloc(emap, len(eps))
+        frag.blocks.append((emap, offset, len(eps)))
+        for i, e in enumerate(eps):
+            frag.elements[(emap, str(offset + i))] = f"{e.ip} . {e.port}"
+        return [f"meta l4proto {proto} dnat ip addr . port to numgen random mod {len(eps)} "
+                f"offset {offset} map @{emap}"]
+    rules, targets = [], []
+    tag = short_hash(chain)
+    for e in eps:
+        eid = short_hash(f"{chain}|{e.ip}:{e.port}")
+        set_name = f"aff-{tag}-{eid}"
+        ep_chain = f"sep-{tag}-{eid}-{e.ip}/{e.port}"
+        frag.sets[set_name] = SetDef(set_name, f"type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ;",
+                                     dynamic=True)
+        frag.chains[ep_chain] = Chain(ep_chain, [
+            f"update @{set_name} {{ ip saddr }}",
+            f"meta l4proto {proto} dnat to {e.ip}:{e.port}",
+        ])
+        rules.append(f"ip saddr @{set_name} goto {ep_chain}")
+        targets.append(ep_chain)
+    vmap = ", ".join(f"{i} : goto {t}" for i, t in enumerate(targets))
+    rules.append(f"numgen random mod {len(targets)} vmap {{ {vmap} }}")
+    return rules
+
+
+def slices_by_service(slices: Iterable[dict]) -> dict[str, list[dict]]:
+    """Group EndpointSlices by "ns/service-name"."""
+    out: dict[str, list[dict]] = {}
+    for es in slices:
+        md = es.get("metadata") or {}
+        svc = (md.get("labels") or {}).get("kubernetes.io/service-name")
+        if svc:
+            out.setdefault(f"{md.get('namespace', 'default')}/{svc}", []).append(es)
+    return out
+
+
+def build_ruleset(services: list[dict], slices: list[dict], node: ProxyNode) -> Ruleset:
+    """Full desired state for ``services`` and their ``slices``."""
+    rs = base_ruleset(node)
+    alloc = SequentialAllocator()
+    grouped = slices_by_service(slices)
+    for svc in sorted(services, key=service_key):
+        rs.add_fragment(build_fragment(svc, grouped.get(service_key(svc), []), node, alloc))
+    return rs

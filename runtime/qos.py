@@ -1,0 +1,184 @@
+"""Kubernetes QoS for kemu: quantity parsing, QoS class, cgroup resources, oom_score_adj.
+
+Mirrors upstream: pkg/apis/core/v1/helper/qos (ComputePodQOS), pkg/kubelet/qos/policy.go
+(GetContainerOOMScoreAdjust), component-helpers resource.PodRequests/PodLimits and
+k8s.io/apimachinery resource.Quantity (Value/MilliValue round up). Pure functions.
+"""
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+
+from runtime.cgroups.resources import Resources, cpu_quota, cpu_shares, cpu_weight
+
+__all__ = [
+    "parse_quantity", "parse_cpu_millis", "parse_bytes", "qos_class", "container_resources",
+    "pod_resources", "oom_score_adj", "cpu_shares", "cpu_weight", "cpu_quota",
+    "GUARANTEED", "BURSTABLE", "BEST_EFFORT",
+]
+
+GUARANTEED, BURSTABLE, BEST_EFFORT = "Guaranteed", "Burstable", "BestEffort"
+GUARANTEED_OOM_SCORE_ADJ = -997
+BEST_EFFORT_OOM_SCORE_ADJ = 1000
+
+_SUFFIX = {
+    "": Fraction(1),
+    "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000),
+    "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9),
+    "T": Fraction(10**12), "P": Fraction(10**15), "E": Fraction(10**18),
+    "Ki": Fraction(2**10), "Mi": Fraction(2**20), "Gi": Fraction(2**30),
+    "Ti": Fraction(2**40), "Pi": Fraction(2**50), "Ei": Fraction(2**60),
+}
+_QUANTITY = re.compile(r"^([+-]?)(\d+(?:\.\d*)?|\.\d+)(?:([eE][+-]?\d+)|([a-zA-Z]*))$")
+
+
+def parse_quantity(q: str | int | float) -> Fraction:
+    """Exact value of a Kubernetes quantity ("200m", "1.5Gi", "1e3", 2, 0.5)."""
+    if isinstance(q, bool):
+        raise ValueError(f"invalid quantity {q!r}")
+    if isinstance(q, int):
+        return Fraction(q)
+    if isinstance(q, float):
+        if not math.isfinite(q):
+            raise ValueError(f"invalid quantity {q!r}")
+        return Fraction(str(q))
+    m = _QUANTITY.match(str(q).strip())
+    if not m:
+        raise ValueError(f"invalid quantity {q!r}")
+    sign, num, exp, suffix = m.groups()
+    value = Fraction(num)
+    if exp is not None:
+        value *= Fraction(10) ** int(exp[1:])
+    elif suffix in _SUFFIX:
+        value *= _SUFFIX[suffix]
+    else:
+        raise ValueError(f"invalid quantity suffix in {q!r}")
+    return -value if sign == "-" else value
+
+
+def parse_cpu_millis(q: str | int | float) -> int:
+    """CPU quantity -> millicores, rounded up like Quantity.MilliValue ("0.1m" -> 1)."""
+    return math.ceil(parse_quantity(q) * 1000)
+
+
+def parse_bytes(q: str | int | float) -> int:
+    """Memory quantity -> bytes, rounded up like Quantity.Value ("1.5" -> 2)."""
+    return math.ceil(parse_quantity(q))
+
+
+# ---- pod helpers ----
+def _spec(pod: dict) -> dict:
+    return pod.get("spec") or {}
+
+
+def _is_sidecar(c: dict) -> bool:
+    return c.get("restartPolicy") == "Always"
+
+
+def _res(container: dict, kind: str, name: str) -> int | None:
+    """Effective request/limit in millicores (cpu) or bytes (memory); requests default to
+    limits as API defaulting does. Zero counts as absent (as ComputePodQOS does)."""
+    r = container.get("resources") or {}
+    q = (r.get(kind) or {}).get(name)
+    if q is None and kind == "requests":
+        q = (r.get("limits") or {}).get(name)
+    if q is None:
+        return None
+    v = parse_cpu_millis(q) if name == "cpu" else parse_bytes(q)
+    return v if v > 0 else None
+
+
+def qos_class(pod: dict) -> str:
+    """Upstream ComputePodQOS over app and init containers."""
+    spec = _spec(pod)
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    requests: dict[str, int] = {}
+    limits: dict[str, int] = {}
+    guaranteed = True
+    for c in containers:
+        for name in ("cpu", "memory"):
+            req = _res(c, "requests", name)
+            if req is not None:
+                requests[name] = requests.get(name, 0) + req
+            lim = _res(c, "limits", name)
+            if lim is not None:
+                limits[name] = limits.get(name, 0) + lim
+            else:
+                guaranteed = False
+    if not requests and not limits:
+        return BEST_EFFORT
+    if guaranteed and all(limits.get(k) == v for k, v in requests.items()) and len(requests) == len(limits):
+        return GUARANTEED
+    return BURSTABLE
+
+
+def container_resources(container: dict) -> Resources:
+    """Container cgroup values (pids_limit is node policy: left None)."""
+    return Resources(
+        cpu_request_millis=_res(container, "requests", "cpu"),
+        cpu_limit_millis=_res(container, "limits", "cpu"),
+        memory_request_bytes=_res(container, "requests", "memory"),
+        memory_limit_bytes=_res(container, "limits", "memory"),
+    )
+
+
+def _pod_total(pod: dict, kind: str, name: str) -> int | None:
+    """resource.PodRequests/PodLimits: max(sum(app + sidecars), max over init steps) + overhead.
+    Limits count only if every container declares one (kubelet ResourceConfigForPod)."""
+    spec = _spec(pod)
+    app = list(spec.get("containers") or [])
+    init = list(spec.get("initContainers") or [])
+    values = [_res(c, kind, name) for c in app + init]
+    if kind == "limits" and (not values or any(v is None for v in values)):
+        return None
+    if all(v is None for v in values):
+        return None
+    total = sum(_res(c, kind, name) or 0 for c in app)
+    sidecars = 0
+    init_peak = 0
+    for c in init:
+        v = _res(c, kind, name) or 0
+        if _is_sidecar(c):
+            sidecars += v
+            init_peak = max(init_peak, sidecars)
+        else:
+            init_peak = max(init_peak, v + sidecars)
+    result = max(total + sidecars, init_peak)
+    overhead = (spec.get("overhead") or {}).get(name)
+    if overhead is not None:
+        result += parse_cpu_millis(overhead) if name == "cpu" else parse_bytes(overhead)
+    return result
+
+
+def pod_resources(pod: dict) -> Resources:
+    """Pod cgroup values: summed requests (shares), and limits only when all containers have them."""
+    return Resources(
+        cpu_request_millis=_pod_total(pod, "requests", "cpu"),
+        cpu_limit_millis=_pod_total(pod, "limits", "cpu"),
+        memory_request_bytes=_pod_total(pod, "requests", "memory"),
+        memory_limit_bytes=_pod_total(pod, "limits", "memory"),
+    )
+
+
+def oom_score_adj(pod: dict, container: dict, memory_capacity_bytes: int) -> int:
+    """Upstream GetContainerOOMScoreAdjust (node-critical priority not modelled)."""
+    qos = qos_class(pod)
+    if qos == GUARANTEED:
+        return GUARANTEED_OOM_SCORE_ADJ
+    if qos == BEST_EFFORT:
+        return BEST_EFFORT_OOM_SCORE_ADJ
+    if memory_capacity_bytes <= 0:
+        raise ValueError("memory capacity must be positive")
+    req = _res(container, "requests", "memory") or 0
+    adj = 1000 - (1000 * req) // memory_capacity_bytes
+    if _is_sidecar(container):
+        app = _spec(pod).get("containers") or []
+        if app:
+            min_req = min(_res(c, "requests", "memory") or 0 for c in app)
+            adj = min(adj, 1000 - (1000 * min_req) // memory_capacity_bytes)
+    if adj < 1000 + GUARANTEED_OOM_SCORE_ADJ:
+        return 1000 + GUARANTEED_OOM_SCORE_ADJ
+    if adj == BEST_EFFORT_OOM_SCORE_ADJ:
+        return adj - 1
+    return adj
