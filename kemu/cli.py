@@ -479,6 +479,10 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--store", required=True)
     cm.set_defaults(func=cmd_controller_manager)
 
+    from kemu import cli_cluster, cli_workloads
+    cli_cluster.register(sub, lab)
+    cli_workloads.register(sub, lab)
+
     agn = sub.add_parser("agnhost", help="test workload (netexec, mem-hog, cpu-burn, ...)", add_help=False)
     agn.add_argument("agnhost_args", nargs=argparse.REMAINDER)
     agn.set_defaults(func=cmd_agnhost)

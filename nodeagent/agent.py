@@ -56,6 +56,10 @@ class NodeAgent:
         return CNIConfig(bin_dirs, conf_dir, os.path.join(self.config.cni_dir, "cache"))
 
     # ---- informer callbacks ------------------------------------------------------------------------------------
+    def lookup(self, kind: str, namespace: str, name: str) -> dict | None:
+        """Read a ConfigMap or Secret (for env and volumes)."""
+        return self.client.get(kind, namespace, name)
+
     def services(self) -> list[dict]:
         return self.service_informer.items()
 

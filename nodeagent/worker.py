@@ -8,6 +8,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from nodeagent import volumes
 from nodeagent.env import EnvError, container_argv, container_env
 from nodeagent.podfiles import standard_mounts
 from nodeagent.status import ContainerState, PodState, rfc3339
@@ -111,6 +112,10 @@ class PodWorker:
             self._write_status(pod)
             return 2.0
         next_sync = self.agent.config.sync_frequency
+        try:
+            volumes.refresh(pod, self.agent.runtime.pod_dir(pod), self.agent.lookup)
+        except volumes.VolumeError as exc:
+            log.warning("%s: %s", self.name, exc)
         for container in pod["spec"]["containers"]:
             next_sync = min(next_sync, self._sync_container(pod, container))
         self._write_status(pod)
@@ -136,6 +141,10 @@ class PodWorker:
             log.warning("%s: %s", self.name, msg)
             self.agent.events.record(pod, "Warning", "FailedCreatePodSandBox", msg)
             return False
+        try:
+            volumes.prepare(pod, runtime.pod_dir(pod), self.agent.lookup)
+        except volumes.VolumeError as exc:
+            self.agent.events.record(pod, "Warning", "FailedMount", str(exc))
         self.state.pod_ip = network.ip
         self.state.sandbox_ready = True
         self.state.start_time = self.state.start_time or time.time()
@@ -181,15 +190,15 @@ class PodWorker:
     def _start_container(self, pod: dict, container: dict, cs: ContainerState) -> None:
         agent = self.agent
         try:
-            env = container_env(pod_with_ip(pod, self.state), container, agent.services(),
-                                lambda kind, ns, n: agent.client.get(kind, ns, n))
+            env = container_env(pod_with_ip(pod, self.state), container, agent.services(), agent.lookup)
             argv = container_argv(container, env)
-        except EnvError as exc:
+            mounts = standard_mounts(agent.runtime.pod_dir(pod), pod, container, self.state.pod_ip or "",
+                                     agent.config.cluster_dns, agent.config.cluster_domain)
+            mounts += volumes.container_mounts(pod, container, agent.runtime.pod_dir(pod))
+        except (EnvError, volumes.VolumeError) as exc:
             cs.waiting_reason, cs.waiting_message = "CreateContainerConfigError", str(exc)
             agent.events.record(pod, "Warning", "Failed", f"Error: {exc}")
             return
-        mounts = standard_mounts(agent.runtime.pod_dir(pod), pod, container, self.state.pod_ip or "",
-                                 agent.config.cluster_dns, agent.config.cluster_domain)
         oom_adj = qos.oom_score_adj(pod, container, agent.memory_capacity)
         try:
             proc = agent.runtime.start_container(pod, container, self.sandbox, cs.restart_count, argv, env, mounts,
