@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := nftables python3-nftables python3-venv python3-pip iproute2 util-linux procps \
-	containernetworking-plugins conntrack iperf3 etcd-server etcd-client curl jq
+	containernetworking-plugins iptables conntrack iperf3 etcd-server etcd-client curl jq
 LAB ?= kemu
 
 .PHONY: deps demo test unit down clean
@@ -21,6 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: deps
+	@$(VENV)/bin/kemu --lab $(LAB) lab down >/dev/null 2>&1 || true
 	$(VENV)/bin/kemu --lab $(LAB) lab up --nodes 1
 	$(VENV)/bin/kemu --lab $(LAB) apply -f examples/
 	$(VENV)/bin/kemu --lab $(LAB) wait --for=Ready pods --all --timeout 60
@@ -30,6 +31,8 @@ demo: deps
 
 test: deps
 	$(VENV)/bin/pytest -q tests
+	@# the node agent's suite once more with the reference CNI plugins (bridge + host-local) instead of kemu-bridge
+	KEMU_CNI_PLUGIN=bridge $(VENV)/bin/pytest -q tests/integration/test_skeleton.py
 
 unit: deps
 	$(VENV)/bin/pytest -q tests/unit

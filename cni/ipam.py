@@ -182,14 +182,31 @@ class HostLocal:
     def store(self) -> HostLocalStore:
         return HostLocalStore(self.data_dir, self.network)
 
-    def allocate(self, cid: str, ifname: str) -> dict:
-        """One address per range set; an IPAM result dict. All or nothing."""
+    def allocate(self, cid: str, ifname: str, requested: list[str] | None = None) -> dict:
+        """One address per range set (a ``requested`` one where it fits); an IPAM result. All or nothing."""
         got: list[str] = []
         ips = []
+        wanted = []
+        for s in requested or []:
+            try:
+                wanted.append(ipm.parse_ip(s.split("/")[0]))
+            except (ValueError, AttributeError):
+                raise CNIError(ERR_INVALID_NETCONF, f"invalid requested IP {s!r}") from None
         with self.store() as st:
             owned = st.allocations()
             try:
                 for idx, rs in enumerate(self.range_sets):
+                    want = next((w for w in wanted if any(r.family == w[0] and w[1] in r for r in rs)), None)
+                    if want is not None:
+                        wanted.remove(want)
+                        r = next(r for r in rs if r.family == want[0] and want[1] in r)
+                        ipstr = ipm.fmt_ip(*want)
+                        if want[1] == r.gateway or ipstr in owned or not st.reserve(ipstr, cid, ifname):
+                            raise CNIError(ERR_INTERNAL, f"requested IP address {ipstr} is not available in range set "
+                                           f"{', '.join(x.describe() for x in rs)}")
+                        got.append(ipstr)
+                        ips.append({"address": f"{ipstr}/{r.prefix}", "gateway": ipm.fmt_ip(r.family, r.gateway)})
+                        continue
                     for ipstr, owner in owned.items():
                         if _matches(owner, cid, ifname) and self._in_set(rs, ipstr):
                             raise CNIError(
@@ -200,6 +217,9 @@ class HostLocal:
                     ipstr = ipm.fmt_ip(r.family, v)
                     got.append(ipstr)
                     ips.append({"address": f"{ipstr}/{r.prefix}", "gateway": ipm.fmt_ip(r.family, r.gateway)})
+                if wanted:
+                    raise CNIError(ERR_INTERNAL, "failed to allocate all requested IPs: "
+                                   + ", ".join(ipm.fmt_ip(*w) for w in wanted))
             except BaseException:
                 for ipstr in got:
                     st.remove(ipstr)

@@ -73,9 +73,13 @@ class NetConf:
         for field in ("vlan", "vlanTrunk", "macspoofchk", "enabledad"):
             if self.d.get(field):
                 raise CNIError(ERR_UNSUPPORTED_FIELD, f"kemu-bridge does not support field {field!r}", field)
-        if command in ("ADD", "DEL", "CHECK", "GC", "STATUS"):
-            if not isinstance(self.ipam, dict) or not self.ipam.get("type"):
-                raise CNIError(ERR_INVALID_NETCONF, "ipam.type is required")
+        if not isinstance(self.ipam, dict):
+            raise CNIError(ERR_INVALID_NETCONF, "ipam must be an object")
+
+    @property
+    def l3(self) -> bool:
+        """With an IPAM type the pod gets addresses; without one it is layer 2 only (like the reference)."""
+        return bool(self.ipam.get("type"))
 
     @property
     def embedded_ipam(self) -> bool:
@@ -133,17 +137,37 @@ def _ipam_env(env: Env) -> dict:
     return {k: v for k, v in env.environ.items() if k.startswith("CNI_") or k == "PATH"}
 
 
+def requested_ips(conf: NetConf, env: Env) -> list[str]:
+    """Static IPs asked for, as host-local reads them: CNI_ARGS IP=a,b; runtimeConfig.ips; args.cni.ips."""
+    out: list[str] = []
+    for kv in env.args.split(";") if env.args else []:
+        k, _, v = kv.partition("=")
+        if k.strip() == "IP" and v.strip():
+            out += [x.strip() for x in v.split(",") if x.strip()]
+    rc = conf.d.get("runtimeConfig")
+    if isinstance(rc, dict) and isinstance(rc.get("ips"), list):
+        out += [str(x) for x in rc["ips"]]
+    args = conf.d.get("args")
+    if isinstance(args, dict) and isinstance(args.get("cni"), dict) and isinstance(args["cni"].get("ips"), list):
+        out += [str(x) for x in args["cni"]["ips"]]
+    return out
+
+
 def ipam_add(conf: NetConf, env: Env) -> dict:
+    if not conf.l3:
+        return {"ips": [], "routes": [], "dns": {}}
     if conf.embedded_ipam:
         from cni.ipam import HostLocal
 
-        return HostLocal(conf.name, conf.ipam).allocate(env.container_id, env.ifname)
+        return HostLocal(conf.name, conf.ipam).allocate(env.container_id, env.ifname, requested_ips(conf, env))
     from cni.ipam import exec_plugin, find_plugin
 
     return exec_plugin(find_plugin(conf.ipam["type"], env.path), "ADD", conf.raw, _ipam_env(env))
 
 
 def ipam_del(conf: NetConf, env: Env) -> None:
+    if not conf.l3:
+        return
     if conf.embedded_ipam:
         from cni.ipam import HostLocal
 
@@ -217,7 +241,7 @@ def cmd_add(conf: NetConf, env: Env) -> dict:
         ires = ipam_add(conf, env)
         ipam_done = True
         ipcs = ires.get("ips") or []
-        if not ipcs:
+        if conf.l3 and not ipcs:
             raise CNIError(ERR_INTERNAL, "IPAM plugin returned missing IP config")
         try:
             addrs = [_gateway(c) for c in ipcs]
@@ -311,6 +335,8 @@ def cmd_add(conf: NetConf, env: Env) -> dict:
             raise CNIError(ERR_INTERNAL, str(exc.strerror)) from None
         if isinstance(exc, OSError):
             raise CNIError(ERR_INTERNAL, f"ADD failed: {exc}") from None
+        if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError)):
+            raise CNIError(ERR_INTERNAL, f"ADD failed: invalid IPAM result: {exc!r}") from None
         raise
     finally:
         os.close(netns_fd)
@@ -384,12 +410,16 @@ def cmd_check(conf: NetConf, env: Env) -> None:
     pod_if = next((i for i in ifaces if i.get("sandbox") and i.get("name") == env.ifname), None)
     if pod_if is None:
         raise CNIError(ERR_INVALID_NETCONF, f"prevResult has no interface {env.ifname} in a sandbox")
+    idx = ifaces.index(pod_if)
+    my_ips = [c for c in prev.get("ips") or [] if c.get("interface", idx) == idx]
 
-    if conf.embedded_ipam:
+    if not conf.l3:
+        pass
+    elif conf.embedded_ipam:
         from cni.ipam import HostLocal
 
         held = HostLocal(conf.name, conf.ipam).held(env.container_id, env.ifname)
-        for ipstr in _ip_list(prev):
+        for ipstr in _ip_list({"ips": my_ips}):
             if ipstr not in held:
                 raise CNIError(ERR_INTERNAL, f"CHECK: {ipstr} is not allocated to {env.container_id}/{env.ifname}")
     else:
@@ -422,7 +452,7 @@ def cmd_check(conf: NetConf, env: Env) -> None:
         if pod_if.get("mac") and pod_if["mac"].lower() != eth.mac:
             raise CNIError(ERR_INTERNAL, f"CHECK: {env.ifname} MAC {eth.mac} differs from {pod_if['mac']}")
         have = {(4 if f == 2 else 6, int.from_bytes(raw, "big"), p) for f, raw, p in pod.addrs(eth.index)}
-        for ipc in prev.get("ips") or []:
+        for ipc in my_ips:
             fam, v, plen = ipm.parse_cidr(ipc["address"])
             if (fam, v, plen) not in have:
                 raise CNIError(ERR_INTERNAL, f"CHECK: address {ipc['address']} missing on {env.ifname}")
@@ -444,7 +474,9 @@ def cmd_check(conf: NetConf, env: Env) -> None:
 def cmd_status(conf: NetConf, env: Env) -> None:
     if version_tuple(conf.cni_version) < (1, 1, 0):
         raise CNIError(ERR_INCOMPATIBLE_VERSION, f"config version {conf.cni_version} does not allow STATUS")
-    if conf.embedded_ipam:
+    if not conf.l3:
+        pass
+    elif conf.embedded_ipam:
         from cni.ipam import DEFAULT_DATA_DIR
 
         d = os.path.join(conf.ipam.get("dataDir") or DEFAULT_DATA_DIR, conf.name)
@@ -482,6 +514,8 @@ def cmd_gc(conf: NetConf, env: Env) -> None:
         valid = {(a["containerID"], a["ifname"]) for a in raw}
     except (KeyError, TypeError):
         raise CNIError(ERR_INVALID_NETCONF, "cni.dev/valid-attachments entries need containerID and ifname") from None
+    if not conf.l3:
+        return
     if conf.embedded_ipam:
         from cni.ipam import HostLocal
 
@@ -522,6 +556,8 @@ def run(environ: dict, stdin: bytes) -> tuple[int, dict | None]:
         return 1, e.to_dict(version)
     except OSError as e:
         return 1, CNIError(ERR_INTERNAL, f"{env.command} failed: {e}").to_dict(version)
+    except Exception as e:  # never a traceback instead of spec JSON
+        return 1, CNIError(ERR_INTERNAL, f"{env.command} failed: {e!r}").to_dict(version)
 
 
 def main() -> None:

@@ -28,7 +28,11 @@ class Netns:
     def __init__(self, tag: str) -> None:
         self.name = f"{PREFIX}{tag}-{uuid.uuid4().hex[:6]}"
         run(["ip", "netns", "add", self.name])
-        self.ip("link", "set", "lo", "up")
+        try:
+            self.ip("link", "set", "lo", "up")
+        except BaseException:
+            self.delete()
+            raise
 
     @property
     def path(self) -> str:
@@ -150,7 +154,11 @@ class Lab:
     def __init__(self) -> None:
         self.made: list[Netns] = []
         self.data_dir = tempfile.mkdtemp(prefix="kemu-t-cni-ipam-")
-        self.node = self.pod("node")
+        try:
+            self.node = self.pod("node")
+        except BaseException:
+            self.close()
+            raise
 
     def pod(self, tag: str = "pod") -> Netns:
         ns = Netns(tag)

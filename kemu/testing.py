@@ -159,6 +159,8 @@ def kemu_lab(request: pytest.FixtureRequest):
     require_root()
     marker = request.node.get_closest_marker("kemu_lab")
     options = dict(marker.kwargs) if marker else {}
+    if os.environ.get("KEMU_CNI_PLUGIN"):   # run a suite with another CNI plugin (kemu-bridge or bridge)
+        options["config"] = {"cniPlugin": os.environ["KEMU_CNI_PLUGIN"], **(options.get("config") or {})}
     handle = LabHandle(f"t{uuid.uuid4().hex[:8]}")
     try:
         handle.up(options.get("nodes", 1), options.get("config"))

@@ -20,7 +20,7 @@ from nodeagent.backoff import Backoff
 from nodeagent.config import NodeConfig
 from nodeagent.status import StatusManager
 from nodeagent.worker import PodWorker
-from runtime.cnilib import CNIConfig, node_conflist
+from runtime.cnilib import CNIConfig, install_kemu_bridge, node_conflist
 from runtime.pods import PodRuntime
 from runtime.process import reap
 
@@ -52,7 +52,10 @@ class NodeAgent:
         with open(path + ".tmp", "w") as f:
             json.dump(conflist, f, indent=2)
         os.replace(path + ".tmp", path)
-        bin_dirs = self.config.cni_bin_dirs or [os.path.dirname(sys.executable), "/opt/cni/bin", "/usr/lib/cni"]
+        # a node-local CNI bin dir with the fast kemu-bridge launcher, then the usual places (reference plugins)
+        bin_dir = os.path.join(self.config.cni_dir, "bin")
+        install_kemu_bridge(bin_dir)
+        bin_dirs = self.config.cni_bin_dirs or [bin_dir, "/opt/cni/bin", "/usr/lib/cni"]
         return CNIConfig(bin_dirs, conf_dir, os.path.join(self.config.cni_dir, "cache"))
 
     # ---- informer callbacks ------------------------------------------------------------------------------------

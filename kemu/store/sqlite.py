@@ -1,11 +1,15 @@
 """SQLiteStore: etcd semantics on one SQLite file, shared by every process of a lab.
 
-One revision per transaction. Watches poll `PRAGMA data_version`, which changes only when another connection commits,
-so an idle watch costs a few microseconds per poll. History is compacted to the last `keep_events` changes.
+One revision per transaction. A writer touches `<db>.notify` after each commit; a watch wakes when inotify reports
+that (or any write in the database's directory), then reads `PRAGMA data_version`, which changes only when another connection committed; so an
+idle watch costs nothing and a change is seen within a millisecond or so. If inotify is unavailable the watch falls
+back to polling every POLL_INTERVAL. History is compacted to the last `keep_events` changes.
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import select
 import sqlite3
 import threading
 import time
@@ -22,6 +26,54 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('revision', 1), ('compacted', 0);
 """
 POLL_INTERVAL = 0.01
+IDLE_RECHECK = 0.5      # with inotify, re-read anyway this often (belt and braces)
+IN_MODIFY = 0x2
+IN_ATTRIB = 0x4
+IN_CLOSE_WRITE = 0x8
+IN_CREATE = 0x100
+
+
+class _DirNotifier:
+    """One thread per process and directory: inotify on the database directory, broadcasting every write."""
+
+    _instances: dict[str, "_DirNotifier"] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, directory: str) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(os.O_CLOEXEC)
+        if self.fd < 0 or libc.inotify_add_watch(self.fd, directory.encode(),
+                                                 IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE) < 0:
+            raise OSError(ctypes.get_errno(), "inotify unavailable")
+        self.generation = 0
+        self.cond = threading.Condition()
+        threading.Thread(target=self._run, name="store-notify", daemon=True).start()
+
+    @classmethod
+    def for_path(cls, db_path: str) -> "_DirNotifier | None":
+        directory = os.path.dirname(os.path.abspath(db_path))
+        with cls._lock:
+            if directory not in cls._instances:
+                try:
+                    cls._instances[directory] = cls(directory)
+                except OSError:
+                    return None
+            return cls._instances[directory]
+
+    def _run(self) -> None:
+        while True:
+            select.select([self.fd], [], [])
+            os.read(self.fd, 65536)
+            with self.cond:
+                self.generation += 1
+                self.cond.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> int:
+        """Block until a write after generation `seen` (or timeout); returns the current generation."""
+        with self.cond:
+            if self.generation == seen:
+                self.cond.wait(timeout)
+            return self.generation
 
 
 def _prefix_upper(prefix: str) -> str:
@@ -34,6 +86,8 @@ class SQLiteStore(Store):
         self.keep_events = keep_events
         self._local = threading.local()
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._notify_path = path + ".notify"
+        open(self._notify_path, "a").close()
         conn = self._conn()
         conn.executescript(_SCHEMA)
 
@@ -88,6 +142,8 @@ class SQLiteStore(Store):
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        if ops:
+            os.utime(self._notify_path)   # wakes watchers in every process, after the commit is visible
         return TxnResult(ok, rev, written)
 
     @staticmethod
@@ -117,7 +173,7 @@ class SQLiteStore(Store):
             conn.execute("UPDATE meta SET value=? WHERE name='compacted'", (row[0],))
 
     def watch(self, prefix: str, start_revision: int) -> Watcher:
-        return _SQLiteWatcher(self._connect(), prefix, start_revision)
+        return _SQLiteWatcher(self._connect(), prefix, start_revision, _DirNotifier.for_path(self.path))
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -127,8 +183,11 @@ class SQLiteStore(Store):
 
 
 class _SQLiteWatcher(Watcher):
-    def __init__(self, conn: sqlite3.Connection, prefix: str, start_revision: int) -> None:
+    def __init__(self, conn: sqlite3.Connection, prefix: str, start_revision: int,
+                 notifier: _DirNotifier | None) -> None:
         self._conn = conn
+        self._notifier = notifier
+        self._generation = -1
         self._prefix = prefix
         self._upper = _prefix_upper(prefix)
         self._next_rev = start_revision
@@ -144,9 +203,13 @@ class _SQLiteWatcher(Watcher):
                 events = self._read()
                 if events:
                     return events
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return []
-            time.sleep(POLL_INTERVAL)
+            if self._notifier is None:
+                time.sleep(min(POLL_INTERVAL, remaining))
+            else:
+                self._generation = self._notifier.wait(self._generation, min(IDLE_RECHECK, remaining))
         return []
 
     def _read(self) -> list[Event]:

@@ -242,3 +242,66 @@ def test_version_status_gc(lab, bin_dir):
     # GC/STATUS are 1.1.0 commands
     rc, err = kemu.call(lab.node, "GC", bridge_conf("kemu-bridge", lab.data_dir), ifname="")
     assert rc == 1 and err["code"] == 1
+
+
+@pytest.mark.parametrize("kind", FLAVOURS)
+def test_promisc_and_ipam_routes_without_default_gateway(lab, bin_dir, kind):
+    """promiscMode on the bridge; IPAM routes without gw go via the IP's gateway; no default route."""
+    pod = lab.pod()
+    conf = bridge_conf(kind, lab.data_dir, isDefaultGateway=False, promiscMode=True, hairpinMode=False, ipMasq=False)
+    conf["ipam"]["routes"] = [{"dst": "10.96.0.0/12"}, {"dst": "10.245.0.0/16", "gw": "10.244.1.254"}]
+    rc, res = Plugin(kind, bin_dir).call(lab.node, "ADD", conf, "ctr1", pod.path)
+    assert rc == 0, res
+    assert res["routes"] == [{"dst": "10.96.0.0/12"}, {"dst": "10.245.0.0/16", "gw": "10.244.1.254"}]
+    routes = {(r["dst"], r.get("gateway")) for r in pod.routes()}
+    assert routes == {("10.96.0.0/12", "10.244.1.1"), ("10.245.0.0/16", "10.244.1.254"), ("10.244.1.0/24", None)}
+    assert "PROMISC" in lab.node.links()["kemu-br0"]["flags"]
+
+
+@pytest.mark.parametrize("kind", FLAVOURS)
+def test_dual_stack(lab, bin_dir, kind):
+    pod = lab.pod()
+    conf = bridge_conf(kind, lab.data_dir, ipMasq=False)
+    conf["ipam"] = {"type": "host-local", "dataDir": lab.data_dir,
+                    "ranges": [[{"subnet": "10.244.1.0/24"}], [{"subnet": "fd00:10:244:1::/64"}]]}
+    rc, res = Plugin(kind, bin_dir).call(lab.node, "ADD", conf, "ctr1", pod.path)
+    assert rc == 0, res
+    assert [i["address"] for i in res["ips"]] == ["10.244.1.2/24", "fd00:10:244:1::2/64"]
+    assert {"dst": "::/0", "gw": "fd00:10:244:1::1"} in res["routes"]
+    v6 = [a["local"] for l in pod.ipj("-6", "addr", "show", "dev", "eth0") for a in l["addr_info"]]
+    assert "fd00:10:244:1::2" in v6
+    assert any(r["dst"] == "default" and r.get("gateway") == "fd00:10:244:1::1" for r in pod.ipj("-6", "route"))
+    assert Plugin(kind, bin_dir).call(lab.node, "DEL", conf, "ctr1", pod.path)[0] == 0
+
+
+@pytest.mark.parametrize("kind", FLAVOURS)
+def test_static_ip_from_cni_args(lab, bin_dir, kind):
+    pod = lab.pod()
+    conf = bridge_conf(kind, lab.data_dir, ipMasq=False)
+    args = {"CNI_ARGS": "IgnoreUnknown=1;IP=10.244.1.77;K8S_POD_NAME=web"}
+    rc, res = Plugin(kind, bin_dir).call(lab.node, "ADD", conf, "ctr1", pod.path, extra_env=args)
+    assert rc == 0, res
+    assert res["ips"][0]["address"] == "10.244.1.77/24"
+    assert pod.addrs("eth0") == ["10.244.1.77/24"]
+    other = lab.pod("other")
+    rc, err = Plugin(kind, bin_dir).call(lab.node, "ADD", conf, "ctr2", other.path, extra_env=args)
+    assert rc == 1 and "10.244.1.77" in err["msg"], err
+    if kind == "kemu-bridge":  # the reference (1.1.1) leaves the veth behind when IPAM fails
+        assert "eth0" not in other.links()
+
+
+@pytest.mark.parametrize("kind", FLAVOURS)
+def test_layer2_only_without_ipam(lab, bin_dir, kind):
+    """No ipam: a veth on the bridge and nothing else, like the reference."""
+    pod = lab.pod()
+    conf = {k: v for k, v in bridge_conf(kind, lab.data_dir).items() if k not in ("ipam", "isGateway",
+                                                                              "isDefaultGateway", "ipMasq")}
+    plugin = Plugin(kind, bin_dir)
+    rc, res = plugin.call(lab.node, "ADD", conf, "ctr1", pod.path)
+    assert rc == 0, res
+    assert [i["name"] for i in res["interfaces"]][::2] == ["kemu-br0", "eth0"]
+    assert "ips" not in res or res["ips"] == []
+    assert pod.addrs("eth0") == [] and "UP" in pod.links()["eth0"]["flags"]
+    assert lab.node.links()[res["interfaces"][1]["name"]]["master"] == "kemu-br0"
+    assert plugin.call(lab.node, "DEL", conf, "ctr1", pod.path)[0] == 0
+    assert "eth0" not in pod.links()

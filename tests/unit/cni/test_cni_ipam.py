@@ -151,3 +151,16 @@ def test_resolv_conf_dns(tmp_path):
     rc.write_text("nameserver 10.96.0.10\nsearch a.local b.local\noptions ndots:5\n")
     r = hl(tmp_path, subnet="10.244.0.0/24", resolvConf=str(rc)).allocate("c1", "eth0")
     assert r["dns"] == {"nameservers": ["10.96.0.10"], "search": ["a.local", "b.local"], "options": ["ndots:5"]}
+
+
+def test_requested_ip(tmp_path):
+    a = hl(tmp_path, ranges=[[{"subnet": "10.244.0.0/24"}], [{"subnet": "fd00::/64"}]])
+    r = a.allocate("c1", "eth0", ["10.244.0.50"])
+    assert [i["address"] for i in r["ips"]] == ["10.244.0.50/24", "fd00::2/64"]
+    with pytest.raises(CNIError) as ei:
+        a.allocate("c2", "eth0", ["10.244.0.50"])
+    assert "requested IP address 10.244.0.50 is not available" in ei.value.msg
+    with pytest.raises(CNIError) as ei:
+        a.allocate("c3", "eth0", ["10.9.9.9"])
+    assert "failed to allocate all requested IPs: 10.9.9.9" in ei.value.msg
+    assert [f for f in files(tmp_path) if f[0].isdigit() or ":" in f] == ["10.244.0.50", "fd00::2"]

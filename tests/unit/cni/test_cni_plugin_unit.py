@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -61,7 +62,8 @@ def test_del_does_not_need_netns():
         (conf(mtu=20), 7, "invalid mtu"),
         (conf(mtu="1500"), 7, "invalid mtu"),
         (conf(vlan=10), 2, "vlan"),
-        (conf(ipam={}), 7, "ipam.type"),
+        (conf(hairpinMode=True, promiscMode=True), 7, "hairpin mode and promiscuous mode"),
+        (conf(ipam="host-local"), 7, "ipam must be an object"),
     ],
 )
 def test_config_errors(stdin, code, words):
@@ -159,3 +161,35 @@ def test_shape_result_0x_has_ip_versions(version):
 def test_cni_error_to_dict():
     assert CNIError(11, "try later").to_dict("1.0.0") == {"cniVersion": "1.0.0", "code": 11, "msg": "try later"}
     assert CNIError(4, "m", "d").to_dict()["details"] == "d"
+
+
+@pytest.mark.parametrize("stdin", [b"{not json", b"", b'{"a": 1} trailing', b"[1,]"])
+def test_executable_decode_errors_in_fresh_interpreter(stdin):
+    """The launcher runs with -IS and no ``json`` module loaded: errors must still be code 6."""
+    import os
+    import subprocess
+
+    exe = os.path.join(os.path.dirname(__file__), "..", "..", "..", "cni", "kemu-bridge")
+    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "a", "CNI_NETNS": "/x", "CNI_IFNAME": "eth0", "CNI_PATH": "/x"}
+    p = subprocess.run([sys.executable, "-IS", exe], input=stdin, env=env, capture_output=True)
+    assert p.returncode == 1, p.stderr
+    out = json.loads(p.stdout)
+    assert out["code"] == 6 and "invalid JSON" in out["msg"]
+
+
+def test_executable_version_without_stdin():
+    import os
+    import subprocess
+
+    exe = os.path.join(os.path.dirname(__file__), "..", "..", "..", "cni", "kemu-bridge")
+    p = subprocess.run([exe], input=b"", env={"CNI_COMMAND": "VERSION"}, capture_output=True)
+    assert p.returncode == 0
+    assert json.loads(p.stdout)["supportedVersions"][-1] == "1.1.0"
+
+
+def test_requested_ips_sources():
+    from cni.plugin import requested_ips
+
+    c = NetConf(json.dumps(conf(runtimeConfig={"ips": ["10.244.0.7/24"]}, args={"cni": {"ips": ["fd00::7"]}})).encode())
+    e = Env({**BASE_ENV, "CNI_ARGS": "IgnoreUnknown=1;IP=10.244.0.5,10.244.0.6;K8S_POD_NAME=x"})
+    assert requested_ips(c, e) == ["10.244.0.5", "10.244.0.6", "10.244.0.7/24", "fd00::7"]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from runtime.cnilib import CNIConfig, CNIError, load_conflist, node_conflist
+from runtime.cnilib import CNIConfig, CNIError, install_kemu_bridge, load_conflist, node_conflist
 
 FAKE = """#!{python}
 import json, os, sys
@@ -161,3 +161,12 @@ def test_node_conflist(plugin, tmp_path):
     assert load_conflist(str(p)) == c
     with pytest.raises(ValueError):
         node_conflist("flannel", "kemu", "10.244.1.0/24", "kemu0", "/x")
+
+
+def test_install_kemu_bridge_symlinks_the_launcher(tmp_path):
+    import subprocess
+
+    p = install_kemu_bridge(str(tmp_path / "bin"))
+    assert install_kemu_bridge(str(tmp_path / "bin")) == p
+    out = subprocess.run([p], input=b"", env={"CNI_COMMAND": "VERSION"}, capture_output=True)
+    assert json.loads(out.stdout)["supportedVersions"] == ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
