@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import base64
+import math
 import os
 import re
 import sys
-from decimal import ROUND_CEILING, Decimal
 
 from kemu.api.quantity import parse_quantity
 from kemu.api.validation import AGNHOST_IMAGE
@@ -67,6 +67,24 @@ def _field_ref(pod: dict, path: str) -> str:
     raise EnvError(f"fieldRef.fieldPath {path!r} is not supported")
 
 
+def field_file_value(pod: dict, path: str) -> str:
+    """A downwardAPI volume file: like an env fieldRef, plus whole `metadata.labels`/`metadata.annotations` as
+    sorted `key="value"` lines (kubelet's FormatMap)."""
+    if path in ("metadata.labels", "metadata.annotations"):
+        items = pod["metadata"].get(path.split(".")[1]) or {}
+        return "\n".join(f'{k}="{_quote(v)}"' for k, v in sorted(items.items()))
+    return _field_ref(pod, path)
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def resource_value(container: dict, ref: dict) -> str:
+    """resourceFieldRef (limits.cpu, requests.memory, ...) in units of `divisor`, rounded up."""
+    return _resource_ref(container, ref)
+
+
 def _resource_ref(container: dict, ref: dict) -> str:
     resource = ref["resource"]
     section, _, name = resource.partition(".")
@@ -76,7 +94,7 @@ def _resource_ref(container: dict, ref: dict) -> str:
     if value is None:
         raise EnvError(f"resourceFieldRef {resource!r}: no limit set (kubelet would use node allocatable)")
     divisor = parse_quantity(ref.get("divisor", "1"))
-    return str(int((parse_quantity(value) / divisor).to_integral_value(rounding=ROUND_CEILING)))
+    return str(math.ceil(parse_quantity(value) / divisor))
 
 
 def _data_value(obj: dict | None, key: str, kind: str, name: str, optional: bool) -> str | None:

@@ -6,14 +6,11 @@ k8s.io/apimachinery resource.Quantity (Value/MilliValue round up). Pure function
 """
 from __future__ import annotations
 
-import math
-import re
-from fractions import Fraction
-
+from kemu.api.quantity import bytes_of, cpu_millis
 from runtime.cgroups.resources import Resources, cpu_quota, cpu_shares, cpu_weight
 
 __all__ = [
-    "parse_quantity", "parse_cpu_millis", "parse_bytes", "qos_class", "container_resources",
+    "qos_class", "container_resources",
     "pod_resources", "oom_score_adj", "cpu_shares", "cpu_weight", "cpu_quota",
     "GUARANTEED", "BURSTABLE", "BEST_EFFORT",
 ]
@@ -21,51 +18,6 @@ __all__ = [
 GUARANTEED, BURSTABLE, BEST_EFFORT = "Guaranteed", "Burstable", "BestEffort"
 GUARANTEED_OOM_SCORE_ADJ = -997
 BEST_EFFORT_OOM_SCORE_ADJ = 1000
-
-_SUFFIX = {
-    "": Fraction(1),
-    "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000),
-    "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9),
-    "T": Fraction(10**12), "P": Fraction(10**15), "E": Fraction(10**18),
-    "Ki": Fraction(2**10), "Mi": Fraction(2**20), "Gi": Fraction(2**30),
-    "Ti": Fraction(2**40), "Pi": Fraction(2**50), "Ei": Fraction(2**60),
-}
-_QUANTITY = re.compile(r"^([+-]?)(\d+(?:\.\d*)?|\.\d+)(?:([eE][+-]?\d+)|([a-zA-Z]*))$")
-
-
-def parse_quantity(q: str | int | float) -> Fraction:
-    """Exact value of a Kubernetes quantity ("200m", "1.5Gi", "1e3", 2, 0.5)."""
-    if isinstance(q, bool):
-        raise ValueError(f"invalid quantity {q!r}")
-    if isinstance(q, int):
-        return Fraction(q)
-    if isinstance(q, float):
-        if not math.isfinite(q):
-            raise ValueError(f"invalid quantity {q!r}")
-        return Fraction(str(q))
-    m = _QUANTITY.match(str(q).strip())
-    if not m:
-        raise ValueError(f"invalid quantity {q!r}")
-    sign, num, exp, suffix = m.groups()
-    value = Fraction(num)
-    if exp is not None:
-        value *= Fraction(10) ** int(exp[1:])
-    elif suffix in _SUFFIX:
-        value *= _SUFFIX[suffix]
-    else:
-        raise ValueError(f"invalid quantity suffix in {q!r}")
-    return -value if sign == "-" else value
-
-
-def parse_cpu_millis(q: str | int | float) -> int:
-    """CPU quantity -> millicores, rounded up like Quantity.MilliValue ("0.1m" -> 1)."""
-    return math.ceil(parse_quantity(q) * 1000)
-
-
-def parse_bytes(q: str | int | float) -> int:
-    """Memory quantity -> bytes, rounded up like Quantity.Value ("1.5" -> 2)."""
-    return math.ceil(parse_quantity(q))
-
 
 # ---- pod helpers ----
 def _spec(pod: dict) -> dict:
@@ -85,7 +37,7 @@ def _res(container: dict, kind: str, name: str) -> int | None:
         q = (r.get("limits") or {}).get(name)
     if q is None:
         return None
-    v = parse_cpu_millis(q) if name == "cpu" else parse_bytes(q)
+    v = cpu_millis(q) if name == "cpu" else bytes_of(q)
     return v if v > 0 else None
 
 
@@ -147,7 +99,7 @@ def _pod_total(pod: dict, kind: str, name: str) -> int | None:
     result = max(total + sidecars, init_peak)
     overhead = (spec.get("overhead") or {}).get(name)
     if overhead is not None:
-        result += parse_cpu_millis(overhead) if name == "cpu" else parse_bytes(overhead)
+        result += cpu_millis(overhead) if name == "cpu" else bytes_of(overhead)
     return result
 
 

@@ -2,8 +2,8 @@
 import pytest
 
 from runtime.cgroups import Resources
-from runtime.qos import (container_resources, oom_score_adj, parse_bytes, parse_cpu_millis,
-                         pod_resources, qos_class)
+from kemu.api.quantity import bytes_of as parse_bytes, cpu_millis as parse_cpu_millis
+from runtime.qos import container_resources, oom_score_adj, pod_resources, qos_class
 
 Mi, Gi = 2**20, 2**30
 
