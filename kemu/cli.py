@@ -193,28 +193,42 @@ def cmd_describe(args: argparse.Namespace) -> int:
     uid = obj["metadata"].get("uid")
     events, _ = client.list("Event", obj["metadata"].get("namespace") or "default",
                             where=lambda e: (e.get("involvedObject") or {}).get("uid") == uid)
-    extra = _node_facts(args, obj) if kind.name == "Pod" else []
+    extra = _node_facts(args, obj) if kind.name == "Pod" else _service_facts(args, obj) if kind.name == "Service" \
+        else []
     print(printers.describe(obj, events, extra))
     return 0
 
 
 def _node_facts(args: argparse.Namespace, pod: dict) -> list[tuple[str, str]]:
-    """Where the pod lives in the kernel: sandbox PID, netns, container PIDs (for deep-dives)."""
-    from runtime.container import ContainerProcess
-    from runtime.sandbox import Sandbox
+    """Where the pod lives in the kernel: sandbox, veth and bridge, container PIDs and cgroups (for deep-dives)."""
+    from kemu import diagnose
     if not pod["spec"].get("nodeName"):
         return []
+    lab = _lab(args)
     cdir = _container_dir(args, pod, pod["spec"]["containers"][0]["name"])
-    pod_dir = os.path.dirname(os.path.dirname(cdir))
-    facts: list[tuple[str, str]] = []
-    sandbox = Sandbox.load(pod_dir)
-    if sandbox:
-        facts += [("Sandbox PID", str(sandbox.holder_pid)), ("Netns", sandbox.netns_path)]
-    for c in pod["spec"]["containers"]:
-        proc = ContainerProcess.latest(os.path.join(pod_dir, "containers", c["name"]), c["name"])
-        if proc:
-            facts.append((f"PID {c['name']}", str(proc.pid)))
-    return facts
+    return diagnose.pod_facts(lab.namespace(pod["spec"]["nodeName"]).path, os.path.dirname(os.path.dirname(cdir)),
+                              [c["name"] for c in pod["spec"]["containers"]])
+
+
+def _service_facts(args: argparse.Namespace, svc: dict) -> list[tuple[str, str]]:
+    """The nftables elements and chains that carry the Service, on the first node."""
+    from kemu import diagnose
+    lab = _lab(args)
+    if not lab.state.nodes:
+        return []
+    node = lab.state.nodes[0]
+    lines = diagnose.service_rules(lab.namespace(node).path, svc)
+    return [(f"nft ({node})", line) for line in lines]
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from kemu import diagnose
+    lab = _lab(args)
+    try:
+        print(diagnose.trace(lab.namespace(args.node).path, " ".join(args.match), args.seconds), end="")
+    except ValueError as exc:
+        raise CLIError(f"error: {exc}") from None
+    return 0
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -366,13 +380,33 @@ def _node_config(path: str):
         return NodeConfig(**json.load(f))
 
 
+def in_root_netns() -> bool:
+    """Is this process in the machine's initial network namespace? (PID 1's; where /proc/1 is not readable, any
+    namespace that is not a named one under /run/netns counts as the root one.)"""
+    own = os.stat("/proc/self/ns/net").st_ino
+    try:
+        return own == os.stat("/proc/1/ns/net").st_ino
+    except PermissionError:
+        named = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
+        return all(os.stat(os.path.join("/run/netns", n)).st_ino != own for n in named)
+
+
+def _guard_host_mode(args: argparse.Namespace) -> None:
+    """Node daemons program routes, bridges and nftables: only inside a lab node's netns, unless told otherwise."""
+    if in_root_netns() and not args.host_mode:
+        raise CLIError(f"kemu {args.verb}: refusing to run in this machine's root network namespace; run it inside "
+                       "a lab node (kemu lab up) or pass --host-mode on a host the node owns (e.g. a Vagrant VM)")
+
+
 def cmd_node_agent(args: argparse.Namespace) -> int:
+    _guard_host_mode(args)
     from nodeagent.agent import main
     main(_node_config(args.node_config))
     return 0
 
 
 def cmd_proxy(args: argparse.Namespace) -> int:
+    _guard_host_mode(args)
     from proxy.run import main
     main(_node_config(args.node_config))
     return 0
@@ -409,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_parser("list", help="list labs").set_defaults(func=cmd_lab_list)
     lexec = lab.add_parser("exec", help="run a command on a lab host (nodeN or client)")
     lexec.add_argument("host")
-    lexec.add_argument("command", nargs=argparse.REMAINDER)
+    lexec.add_argument("command", nargs="*")
     lexec.set_defaults(func=cmd_lab_exec)
 
     def ns_args(parser: argparse.ArgumentParser) -> None:
@@ -457,8 +491,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("pod")
     ex.add_argument("-c", "--container")
     ns_args(ex)
-    ex.add_argument("command", nargs=argparse.REMAINDER)
+    ex.add_argument("command", nargs="*")
     ex.set_defaults(func=cmd_exec)
+
+    tr = sub.add_parser("trace", help="show the nftables rule path of packets matching an nft expression")
+    tr.add_argument("node", help="lab node to trace on, e.g. node1")
+    tr.add_argument("match", nargs="+", help="nft match, e.g.: ip daddr 10.96.0.10 udp dport 53")
+    tr.add_argument("--seconds", type=float, default=5.0, help="how long to trace (send the traffic meanwhile)")
+    tr.set_defaults(func=cmd_trace)
 
     wait = sub.add_parser("wait", help="wait for a condition on objects")
     wait.add_argument("--for", dest="for_", required=True, help="condition=Ready")
@@ -471,9 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     agent = sub.add_parser("node-agent", help="run a node agent (lab and host mode)")
     agent.add_argument("--node-config", required=True)
+    agent.add_argument("--host-mode", action="store_true", help="the node owns this host's root network namespace")
     agent.set_defaults(func=cmd_node_agent)
     proxy = sub.add_parser("proxy", help="run a node's service proxy")
     proxy.add_argument("--node-config", required=True)
+    proxy.add_argument("--host-mode", action="store_true", help="the node owns this host's root network namespace")
     proxy.set_defaults(func=cmd_proxy)
     cm = sub.add_parser("controller-manager", help="run the scheduler and controllers")
     cm.add_argument("--store", required=True)

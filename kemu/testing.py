@@ -36,20 +36,21 @@ class LabHandle:
         self.client = None
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
-    def up(self, nodes: int = 1, config: dict | None = None) -> "LabHandle":
-        args = ["lab", "up", "--nodes", str(nodes)]
+    def up(self, nodes: int = 1, config: dict | None = None, **lab_options) -> "LabHandle":
+        """Bring the lab up in-process (what `kemu lab up` does, without a CLI start-up); `config` is a
+        KubeletConfiguration-like dict, `lab_options` go to Lab.up (store, pod_network, ...)."""
+        from kemu.lab import Lab
+        path = None
         if config:
             fd, path = tempfile.mkstemp(suffix=".yaml")
             with os.fdopen(fd, "w") as f:
                 yaml.safe_dump(config, f)
-            args += ["--config", path]
         try:
-            self.kemu(*args)
+            self.lab = Lab(self.name)
+            self.lab.up(nodes, path, **lab_options)
         finally:
-            if config:
+            if path:
                 os.unlink(path)
-        from kemu.lab import Lab
-        self.lab = Lab(self.name)
         self.client = self.lab.client()
         return self
 
@@ -150,7 +151,8 @@ def require_root() -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "kemu_lab(nodes=1, config=None): lab shape for the kemu_lab fixture")
+    config.addinivalue_line("markers", "kemu_lab(nodes=1, config=None, **lab_options): lab shape for the kemu_lab "
+                                       "fixture (config: KubeletConfiguration-like dict; lab_options: Lab.up's)")
 
 
 @pytest.fixture
@@ -158,12 +160,12 @@ def kemu_lab(request: pytest.FixtureRequest):
     """A fresh lab for one test, always removed; leftovers fail the test."""
     require_root()
     marker = request.node.get_closest_marker("kemu_lab")
-    options = dict(marker.kwargs) if marker else {}
+    options = dict(marker.kwargs) if marker else {}   # nodes, config, and Lab.up options (store, pod_network...)
     if os.environ.get("KEMU_CNI_PLUGIN"):   # run a suite with another CNI plugin (kemu-bridge or bridge)
         options["config"] = {"cniPlugin": os.environ["KEMU_CNI_PLUGIN"], **(options.get("config") or {})}
     handle = LabHandle(f"t{uuid.uuid4().hex[:8]}")
     try:
-        handle.up(options.get("nodes", 1), options.get("config"))
+        handle.up(options.pop("nodes", 1), options.pop("config", None), **options)
         yield handle
     finally:
         left = handle.down()
