@@ -5,7 +5,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := nftables python3-nftables python3-venv python3-pip iproute2 util-linux procps \
-	containernetworking-plugins iptables conntrack iperf3 etcd-server etcd-client curl jq
+	containernetworking-plugins iptables conntrack iperf3 etcd-server etcd-client curl jq \
+	shellcheck vagrant
 LAB ?= kemu
 
 .PHONY: deps demo test unit down clean

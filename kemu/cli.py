@@ -29,8 +29,22 @@ def _lab(args: argparse.Namespace, must_exist: bool = True):
     return lab
 
 
+HOST_NODE_CONFIG = "/etc/kemu/node.json"   # written by vagrant/provision.sh on hosts that are kemu nodes
+
+
 def _client(args: argparse.Namespace):
-    return _lab(args).client()
+    """The cluster to talk to: --store/KEMU_STORE, else the lab (--lab/KEMU_LAB), else on a host-mode node (a VM)
+    the store its node config names."""
+    from kemu.client import Client
+    from kemu.store import open_store
+    url = args.store_url
+    if not url and "KEMU_LAB" not in os.environ and args.lab == DEFAULT_LAB and os.path.exists(HOST_NODE_CONFIG):
+        import json
+        from kemu.lab import Lab
+        if not Lab(DEFAULT_LAB).exists():
+            with open(HOST_NODE_CONFIG) as f:
+                url = json.load(f)["store_url"]
+    return Client(open_store(url)) if url else _lab(args).client()
 
 
 def _kind(name: str):
@@ -427,6 +441,8 @@ def cmd_agnhost(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kemu", description="Kubernetes node emulator on real Linux networking")
     p.add_argument("--lab", default=os.environ.get("KEMU_LAB", DEFAULT_LAB), help="lab to act on (env KEMU_LAB)")
+    p.add_argument("--store", dest="store_url", default=os.environ.get("KEMU_STORE"),
+                   help="talk to this cluster store instead of a lab: etcd://HOST:PORT (env KEMU_STORE)")
     sub = p.add_subparsers(dest="verb", required=True)
 
     lab = sub.add_parser("lab", help="create, remove and enter labs").add_subparsers(dest="lab_command",
