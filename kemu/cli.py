@@ -326,43 +326,44 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
     from runtime.container import ContainerProcess
+    from runtime.pods import exec_spec
+    from runtime.process import SHIM
     pod = _find_pod(args, args.pod)
-    container = _container_name(pod, args.container)
-    cdir = _container_dir(args, pod, container)
-    proc = ContainerProcess.latest(cdir, container)
+    name = _container_name(pod, args.container)
+    cdir = _container_dir(args, pod, name)
+    proc = ContainerProcess.latest(cdir, name)
     if proc is None or not proc.running():
-        raise CLIError(f"unable to exec: container {container} in pod {args.pod} is not running")
+        raise CLIError(f"unable to exec: container {name} in pod {args.pod} is not running")
     if not args.command:
         raise CLIError("usage: kemu exec POD [-c CONTAINER] -- CMD...")
-    with open(f"/proc/{proc.pid}/environ", "rb") as f:
-        env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
-    env_s = {k.decode(): v.decode(errors="replace") for k, v in env.items()}
-    with open(f"/proc/{proc.pid}/cgroup") as f:
-        cgroup_lines = f.read().splitlines()
-    _join_cgroups_of(cgroup_lines)
-    argv = ["nsenter", f"--target={proc.pid}", "--mount", "--uts", "--ipc", "--net", "--wd=/", "--",
-            *args.command]
-    os.execvpe(argv[0], argv, env_s)
+    container = next(c for c in pod["spec"]["containers"] + (pod["spec"].get("initContainers") or [])
+                     if c["name"] == name)
+    spec = dict(exec_spec(pod, container, proc, args.command, _cgroup_procs_of(proc.pid)), remove_spec_file=True)
+    fd, path = tempfile.mkstemp(prefix=".exec-", suffix=".json", dir=cdir)
+    with os.fdopen(fd, "w") as f:
+        json.dump(spec, f)
+    # the shim joins the container's cgroup and namespaces, drops to its credentials and runs the command
+    os.execv(sys.executable, [sys.executable, "-I", "-S", SHIM, "exec", path])
     return 127
 
 
-def _join_cgroups_of(lines: list[str]) -> None:
-    """Move this process into the cgroups of a container (so what exec runs is limited and killed with it)."""
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if controllers == "":
-            base = "/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/unified") else "/sys/fs/cgroup"
-        else:
-            name = controllers.replace("name=", "")
-            base = os.path.join("/sys/fs/cgroup", name)
-        procs = os.path.join(base, path.lstrip("/"), "cgroup.procs")
-        if os.path.exists(procs):
-            try:
-                with open(procs, "w") as f:
-                    f.write(str(os.getpid()))
-            except OSError:
-                pass
+def _cgroup_procs_of(pid: int) -> list[str]:
+    """cgroup.procs files of the cgroups `pid` is in (v1: one per hierarchy; v2: one)."""
+    out = []
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if controllers == "":
+                base = "/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/unified") else "/sys/fs/cgroup"
+            else:
+                base = os.path.join("/sys/fs/cgroup", controllers.replace("name=", ""))
+            procs = os.path.join(base, path.lstrip("/"), "cgroup.procs")
+            if os.path.exists(procs):
+                out.append(procs)
+    return out
 
 
 def cmd_wait(args: argparse.Namespace) -> int:

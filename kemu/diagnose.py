@@ -108,6 +108,10 @@ def trace(node_netns: str, match: str, seconds: float) -> str:
         time.sleep(seconds)
     finally:
         monitor.terminate()
-        out, _ = monitor.communicate(timeout=5)
+        try:
+            out, _ = monitor.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            monitor.kill()
+            out, _ = monitor.communicate()
         subprocess.run(ns + ["nft", "delete", "table", "ip", "kemu-trace"], capture_output=True)
     return out

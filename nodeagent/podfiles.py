@@ -51,6 +51,14 @@ def resolv_conf(pod: dict, cluster_dns: str, cluster_domain: str) -> str:
 
 
 def write(path: str, content: str) -> str:
+    """Replace `path` atomically, but only when the content changes: running containers have the file
+    bind-mounted, and a replaced file would leave them holding the old, deleted inode."""
+    try:
+        with open(path) as f:
+            if f.read() == content:
+                return path
+    except FileNotFoundError:
+        pass
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:

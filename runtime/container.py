@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 from runtime.process import pid_alive, spawn_shim, start_ticks
 
 LOG_LIMIT_BYTES = 10 * 1024 * 1024   # kubelet's containerLogMaxSize default
+MESSAGE_LIMIT = 4096                 # kubelet: at most 4096 bytes of termination message
+FALLBACK_LINES, FALLBACK_BYTES = 80, 2048   # FallbackToLogsOnError: the log's tail
 
 
 @dataclass
@@ -40,27 +43,53 @@ class ContainerProcess:
     def log_path(self) -> str:
         return os.path.join(self.dir, f"{self.attempt}.log")
 
+    @property
+    def root_dir(self) -> str:
+        """Upper and work layers of this attempt's overlay root (written to only by the container)."""
+        return os.path.join(self.dir, f"{self.attempt}.root")
+
+    @property
+    def message_file(self) -> str:
+        """Host side of the container's terminationMessagePath (bind-mounted there)."""
+        return os.path.join(self.dir, f"{self.attempt}.termination-log")
+
     @classmethod
     def start(cls, dir: str, name: str, attempt: int, spec: dict) -> "ContainerProcess":
-        """Start attempt `attempt` with a shim spec (argv, env, sandbox_pid, cgroup_procs, mounts, ...)."""
+        """Start attempt `attempt` with a shim spec (argv, env, sandbox_pid, cgroup_procs, mounts, ...).
+        `spec["termination_message_path"]`, if set, gets this attempt's message file mounted on it."""
         os.makedirs(dir, exist_ok=True)
         c = cls(dir, name, attempt)
-        previous = os.path.join(dir, f"{attempt - 2}.log")   # keep this and the previous attempt's log
-        if attempt >= 2 and os.path.exists(previous):
-            os.unlink(previous)
-            try:
-                os.unlink(os.path.join(dir, f"{attempt - 2}.json"))
-            except FileNotFoundError:
-                pass
-        log_fd = os.open(c.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        c._forget_older()
+        mounts = list(spec.get("mounts", []))
+        if spec.get("termination_message_path"):
+            open(c.message_file, "w").close()
+            os.chmod(c.message_file, 0o666)
+            mounts.append({"source": c.message_file, "target": spec["termination_message_path"]})
+        shim_log = os.open(os.path.join(dir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         try:
-            report = spawn_shim("run", dict(spec, state_file=c.state_file), dir, stdout=log_fd)
+            report = spawn_shim("run", dict(spec, mounts=mounts, state_file=c.state_file, log_path=c.log_path,
+                                            root=c.root_dir), dir, stdout=shim_log)
         finally:
-            os.close(log_fd)
+            os.close(shim_log)
         c.pid, c.shim_pid = report["pid"], report["shim_pid"]
         c.ticks = start_ticks(c.pid) or 0
         c.started = time.time()
         return c
+
+    def _forget_older(self) -> None:
+        """Keep this and the previous attempt's log and state (`logs --previous`); roots only of this one."""
+        for entry in os.listdir(self.dir):
+            num, _, kind = entry.partition(".")
+            if not num.isdigit() or int(num) >= self.attempt:
+                continue
+            path = os.path.join(self.dir, entry)
+            if kind == "root":
+                shutil.rmtree(path, ignore_errors=True)
+            elif int(num) <= self.attempt - 2:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
 
     @classmethod
     def latest(cls, dir: str, name: str) -> "ContainerProcess | None":
@@ -115,16 +144,34 @@ class ContainerProcess:
     def logs(self) -> str:
         return read_log(self.log_path)
 
+    def termination_message(self, policy: str = "File") -> str:
+        """terminationMessagePath's content (≤4096 bytes); with FallbackToLogsOnError and an empty file, the
+        tail of the log (80 lines, 2048 bytes) when the container failed. Read after the attempt ended."""
+        try:
+            with open(self.message_file, "rb") as f:
+                message = f.read(MESSAGE_LIMIT).decode(errors="replace")
+        except FileNotFoundError:
+            message = ""
+        status = self.exit_status()
+        if not message and policy == "FallbackToLogsOnError" and status is not None and status.exit_code != 0:
+            tail = "\n".join(self.logs().splitlines()[-FALLBACK_LINES:])
+            message = tail.encode()[-FALLBACK_BYTES:].decode(errors="replace")
+        return message
 
-def read_log(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > LOG_LIMIT_BYTES:
-                f.seek(size - LOG_LIMIT_BYTES)
-            return f.read().decode(errors="replace")
-    except FileNotFoundError:
-        return ""
+
+def read_log(path: str, limit: int = LOG_LIMIT_BYTES) -> str:
+    """A container log as written by the shim's RotatingLog: the rotated part (`.1`) then the current file."""
+    data = b""
+    for part in (path + ".1", path):
+        try:
+            with open(part, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > limit:
+                    f.seek(size - limit)
+                data += f.read()
+        except FileNotFoundError:
+            pass
+    return data[-limit:].decode(errors="replace")
 
 
 def sigterm_then_kill(c: ContainerProcess, grace: float, kill_rest) -> ExitStatus | None:

@@ -27,10 +27,13 @@ class Sandbox:
         return os.path.join(self.pod_dir, "sandbox.json")
 
     @classmethod
-    def create(cls, pod_dir: str, hostname: str, cgroup_procs: list[str], attempt: int = 0) -> "Sandbox":
-        """Start a holder in new namespaces and bind-mount its netns at `<pod_dir>/netns` for CNI."""
+    def create(cls, pod_dir: str, hostname: str, cgroup_procs: list[str], attempt: int = 0,
+               share_pid: bool = False) -> "Sandbox":
+        """Start a holder in new namespaces (with `share_pid`, also a PID namespace whose PID 1 it is) and
+        bind-mount its netns at `<pod_dir>/netns` for CNI."""
         os.makedirs(pod_dir, exist_ok=True)
-        report = spawn_shim("pause", {"hostname": hostname, "cgroup_procs": cgroup_procs}, pod_dir)
+        report = spawn_shim("pause", {"hostname": hostname, "cgroup_procs": cgroup_procs, "share_pid": share_pid},
+                            pod_dir)
         pid = report["pid"]
         netns_path = os.path.join(pod_dir, "netns")
         sandbox = cls(pod_dir, pid, start_ticks(pid) or 0, hostname, netns_path, attempt, time.time())

@@ -1,20 +1,29 @@
-"""Container shim, conmon's role. Run as `python -I -S shim.py SPEC.json` (stdlib only, so it starts fast).
+"""Container shim, conmon + runc's roles. Run as `python -I -S shim.py MODE SPEC.json` (stdlib only: starts fast).
 
-The shim forks: the child joins the container's cgroup, enters the sandbox's namespaces, gets a private mount
-namespace with the pod's files and volumes, drops privileges and execs the command; the parent records the child's
-PID, waits, and writes the exit status so that an agent restarted meanwhile still learns how the container ended.
-Modes: `run` (a container) and `pause` (a sandbox holder: new net/UTS/IPC namespaces, hostname, then sleep).
+`run`: the shim forks the container. The child joins the container's cgroup and the sandbox's namespaces, builds
+the container's root in a private mount namespace (an overlay whose lower layer is the host's `/`, see
+docs/runtime.md), mounts the pod's files and volumes into it, pivots into it, drops privileges and capabilities and
+execs. The parent records the PID, copies the container's stdout/stderr into a size-capped log, waits, and writes
+the exit status so that an agent restarted meanwhile still learns how the container ended.
+`pause`: a sandbox holder (new net/UTS/IPC and, when the pod shares it, PID namespaces; hostname; then sleep).
+`exec`: run a command inside a running container (hooks): its cgroup, namespaces, root, user and capabilities.
 """
 from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import linux  # noqa: E402  (runtime/linux.py, imported by path: no package import cost)
+
+LOG_MAX_BYTES = 10 * 1024 * 1024     # kubelet's containerLogMaxSize
+OLD_ROOT = "/.kemu-oldroot"
+# host mounts a container never sees through its root (it gets its own /proc, /sys, /dev, /run, /tmp)
+PRIVATE_TREES = ("/proc", "/sys", "/dev", "/run", "/tmp")
 
 
 def _write_json(path: str, data: dict) -> None:
@@ -30,42 +39,217 @@ def _join_cgroup(procs_files: list[str]) -> None:
             f.write(str(os.getpid()))
 
 
+class RotatingLog:
+    """A container log of at most `max_bytes` on disk: when the current file would grow past half of it, it
+    becomes `<path>.1` (replacing the older one) and a new file starts; readers join `.1` and the current file.
+    Rotation happens between writes, so what the container wrote in one write stays in one file."""
+
+    def __init__(self, path: str, max_bytes: int = LOG_MAX_BYTES) -> None:
+        self.path, self.limit = path, max(2, max_bytes // 2)
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self.size = os.fstat(self.fd).st_size
+
+    def write(self, data: bytes) -> None:
+        data = data[-self.limit:]
+        if self.size and self.size + len(data) > self.limit:
+            self.rotate()
+        os.write(self.fd, data)
+        self.size += len(data)
+
+    def rotate(self) -> None:
+        os.replace(self.path, self.path + ".1")
+        os.close(self.fd)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self.size = 0
+
+    def pump(self, fd: int) -> bool:
+        """Copy what is readable now from `fd`; False once every writer has closed it."""
+        chunk = os.read(fd, 65536)
+        self.write(chunk)
+        return bool(chunk)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _monitor(pid: int, out: int, log: RotatingLog, on_exit=None) -> tuple[int, float]:
+    """Copy the container's output into the log until the container exits (single-threaded: a thread cannot be
+    created after joining a PID namespace), then call `on_exit` (kill what is left) and copy what remains for at
+    most a second. Returns (wait status, exit time)."""
+    pidfd = os.pidfd_open(pid)
+    status = None
+    deadline = None
+    reading = True
+    while reading and (deadline is None or time.monotonic() < deadline):
+        fds = [out] + ([pidfd] if status is None else [])
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready, _, _ = select.select(fds, [], [], timeout)
+        if out in ready:
+            reading = log.pump(out)
+        if pidfd in ready:
+            status, finished = os.waitpid(pid, 0)[1], time.time()
+            deadline = time.monotonic() + 1.0
+            if on_exit:
+                on_exit()
+    if status is None:
+        status, finished = os.waitpid(pid, 0)[1], time.time()
+    os.close(pidfd)
+    os.close(out)
+    log.close()
+    return status, finished
+
+
+# ---- the container's root ------------------------------------------------------------------------------------
+def _host_submounts() -> list[str]:
+    """Top-most host mounts below / that the overlay's lower layer does not show (overlayfs ignores submounts)."""
+    points = sorted(set(linux.mountpoints()) - {"/"})
+    tops: list[str] = []
+    for p in points:
+        if any(p == t or p.startswith(t + "/") for t in PRIVATE_TREES + tuple(tops)):
+            continue
+        tops.append(p)
+    return tops
+
+
+def _dev(root: str, shm: str | None) -> None:
+    """A minimal /dev like runc's: tmpfs with the standard nodes, a new devpts, the pod's /dev/shm."""
+    dev = root + "/dev"
+    linux.mount("tmpfs", dev, "tmpfs", linux.MS_NOSUID, "mode=755,size=65536k")
+    for name, minor in (("null", 3), ("zero", 5), ("full", 7), ("random", 8), ("urandom", 9)):
+        os.mknod(f"{dev}/{name}", 0o666 | 0o020000, os.makedev(1, minor))
+        os.chmod(f"{dev}/{name}", 0o666)
+    os.mknod(f"{dev}/tty", 0o666 | 0o020000, os.makedev(5, 0))
+    os.chmod(f"{dev}/tty", 0o666)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore")):
+        os.symlink(target, f"{dev}/{name}")
+    for d in ("pts", "shm", "mqueue"):
+        os.mkdir(f"{dev}/{d}")
+    linux.mount("devpts", f"{dev}/pts", "devpts", linux.MS_NOSUID | linux.MS_NOEXEC,
+                "newinstance,ptmxmode=0666,mode=0620")
+    if shm:
+        linux.bind_mount(shm, f"{dev}/shm")
+    else:
+        linux.mount("shm", f"{dev}/shm", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=1777,size=65536k")
+    linux.mount("mqueue", f"{dev}/mqueue", "mqueue", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+
+
+def _build_root(spec: dict) -> None:
+    """Overlay root (lower: host /, upper: per attempt) + kernel filesystems; pivot into it; then the mounts."""
+    base = spec["root"]
+    upper, work, merged = (os.path.join(base, d) for d in ("upper", "work", "merged"))
+    for d in (upper, work, merged):
+        os.makedirs(d, exist_ok=True)
+    linux.mount("overlay", merged, "overlay", 0, f"lowerdir=/,upperdir={upper},workdir={work}")
+    for p in _host_submounts():
+        try:
+            if os.path.isdir(merged + p) and os.path.isdir(p):
+                linux.bind_mount(p, merged + p, readonly=True)
+        except OSError:
+            pass   # a host mount the container cannot see: it is not the container's business
+    linux.mount("proc", merged + "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    linux.mount("sysfs", merged + "/sys", "sysfs", linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV
+                | linux.MS_NOEXEC)
+    _dev(merged, spec.get("shm"))
+    linux.mount("tmpfs", merged + "/run", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=755,size=65536k")
+    # sources are resolved on the host side (a hostPath like /var/run/x goes through the host's symlinks)
+    mounts = [dict(m, source=OLD_ROOT + os.path.realpath(m["source"])) for m in spec.get("mounts", [])]
+    os.mkdir(merged + OLD_ROOT, 0o700)
+    linux.pivot_root(merged, merged + OLD_ROOT)
+    os.chdir("/")
+    host_paths: list[str] = []
+    for m in sorted(mounts, key=lambda m: m["target"].rstrip("/").count("/")):
+        target, source = m["target"], m["source"]
+        _mount_point(target, os.path.isdir(source), host_paths)
+        linux.bind_mount(source, target, readonly=m.get("readonly", False))
+        if m.get("host"):
+            host_paths.append(os.path.realpath(target))
+    linux.umount(OLD_ROOT)
+    os.rmdir(OLD_ROOT)
+    if spec.get("workdir"):
+        _mount_point(spec["workdir"], True, host_paths)
+    if spec.get("readonly_root"):   # readOnlyRootFilesystem: the overlay only; volumes keep their own mode
+        linux.mount("none", "/", None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
+
+
+def _mount_point(target: str, is_dir: bool, host_paths: list[str]) -> None:
+    """Create `target` inside the container's root (the overlay's upper layer) if missing. Resolved after
+    pivot_root, so symlinks cannot lead outside; never inside a hostPath volume (that is the node's disk)."""
+    if os.path.lexists(target):
+        return
+    parent = os.path.dirname(target.rstrip("/")) or "/"
+    existing = parent
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    real = os.path.realpath(existing)
+    if any(real == h or real.startswith(h + "/") for h in host_paths):
+        raise PermissionError(f"mountPath {target} would create a directory inside a hostPath volume")
+    os.makedirs(parent, exist_ok=True)
+    if is_dir:
+        os.mkdir(target)
+    else:
+        open(target, "a").close()
+
+
+# ---- credentials ---------------------------------------------------------------------------------------------
+def _drop_privileges(spec: dict) -> None:
+    """Bounding set, then uid/gid, then the process's capability sets (see linux.capability_sets)."""
+    caps = spec.get("caps") or {}
+    bounding, ambient = caps.get("bounding"), caps.get("ambient", 0)
+    uid, gid = spec.get("uid"), spec.get("gid")
+    if bounding is not None:
+        linux.drop_bounding(bounding)
+    if gid is not None:
+        os.setgroups([gid])
+        os.setgid(gid)
+    if uid is not None and uid != 0:
+        linux.keep_caps(True)
+        os.setuid(uid)
+        if bounding is not None:
+            linux.capset(ambient, ambient, ambient)
+            linux.raise_ambient(ambient)
+    elif bounding is not None:
+        linux.capset(bounding, bounding, 0)
+    if spec.get("no_new_privs"):
+        linux.no_new_privs()
+
+
 def _setup_child(spec: dict) -> None:
     _join_cgroup(spec.get("cgroup_procs", []))
     if spec.get("oom_score_adj") is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(spec["oom_score_adj"]))
     holder = spec["sandbox_pid"]
-    for ns in ("ipc", "uts", "net") + (("pid",) if spec.get("share_pid") else ()):
+    for ns in ("ipc", "uts", "net"):
         linux.setns(f"/proc/{holder}/ns/{ns}", ns)
     linux.unshare(linux.CLONE_NEWNS)
     linux.mount("none", "/", None, linux.MS_REC | linux.MS_PRIVATE)
-    for m in spec.get("mounts", []):
-        target = m["target"]
-        if not os.path.exists(target):
-            # never create mount points on the host's filesystem: containers share it (no image rootfs yet)
-            raise FileNotFoundError(f"mountPath {target} does not exist on the node")
-        linux.bind_mount(m["source"], target, readonly=m.get("readonly", False))
-    if spec.get("workdir"):
-        os.makedirs(spec["workdir"], exist_ok=True)
-        os.chdir(spec["workdir"])
-    if spec.get("gid") is not None:
-        os.setgroups([spec["gid"]])
-        os.setgid(spec["gid"])
-    if spec.get("uid") is not None:
-        os.setuid(spec["uid"])
+    _build_root(spec)
+    os.chdir(spec.get("workdir") or "/")
+    _drop_privileges(spec)
 
 
 def run(spec: dict) -> int:
     """Start the container process and monitor it until it exits."""
+    if spec.get("share_pid"):   # the child is born in the pod's PID namespace; the shim stays outside
+        try:
+            linux.setns(f"/proc/{spec['sandbox_pid']}/ns/pid", "pid")
+        except OSError as exc:
+            _report_ready(spec, {"pid": 0, "error": f"joining the pod's PID namespace: {exc}"})
+            return 1
     r, w = os.pipe()
+    log_r, log_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
+        os.close(log_r)
         if spec.get("ready_fd") is not None:
             os.close(spec["ready_fd"])
         try:
             os.setsid()
+            os.dup2(log_w, 1)
+            os.dup2(log_w, 2)
+            os.close(log_w)
             _setup_child(spec)
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
             os.close(w)
@@ -74,6 +258,8 @@ def run(spec: dict) -> int:
             os.write(w, f"{type(exc).__name__}: {exc}".encode()[:4000])
             os._exit(128)
     os.close(w)
+    os.close(log_w)
+    log = RotatingLog(spec["log_path"], spec.get("log_max_bytes") or LOG_MAX_BYTES)
     started = time.time()
     _write_json(spec["state_file"], {"pid": pid, "shim_pid": os.getpid(), "started": started})
     error = b""
@@ -83,14 +269,41 @@ def run(spec: dict) -> int:
     _report_ready(spec, {"pid": pid, "error": error.decode(errors="replace")})
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
-    _, status = os.waitpid(pid, 0)
-    finished = time.time()
+    status, finished = _monitor(pid, log_r, log, lambda: _kill_cgroup(spec.get("cgroup_procs", [])))
     exit_code = os.waitstatus_to_exitcode(status)
     result = {"pid": pid, "shim_pid": os.getpid(), "started": started, "finished": finished,
               "exit_code": 128 - exit_code if exit_code < 0 else exit_code,
               "signal": -exit_code if exit_code < 0 else None, "start_error": error.decode(errors="replace")}
     _write_json(spec["state_file"], result)
     return 0
+
+
+def _kill_cgroup(procs_files: list[str], timeout: float = 1.0) -> None:
+    """When the container's main process is gone, so is the container (runc without a PID namespace): SIGKILL
+    whatever it left in its cgroup (cgroup.kill where the kernel has it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = set()
+        for path in procs_files:
+            try:
+                with open(path) as f:
+                    pids.update(int(p) for p in f.read().split())
+            except (OSError, ValueError):
+                pass
+        if not pids:
+            return
+        for path in procs_files:
+            try:
+                with open(os.path.join(os.path.dirname(path), "cgroup.kill"), "w") as f:
+                    f.write("1")
+            except OSError:
+                pass
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
 
 
 def _report_ready(spec: dict, message: dict) -> None:
@@ -105,24 +318,67 @@ def _report_ready(spec: dict, message: dict) -> None:
 
 
 def pause(spec: dict) -> None:
-    """Become a sandbox holder: own fresh net/UTS/IPC namespaces and sleep until killed."""
+    """Become a sandbox holder: own fresh net/UTS/IPC (and PID) namespaces and sleep until killed."""
     try:
         _join_cgroup(spec.get("cgroup_procs", []))
-        linux.unshare(linux.CLONE_NEWNET | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC)
+        linux.unshare(linux.CLONE_NEWNET | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC
+                      | (linux.CLONE_NEWPID if spec.get("share_pid") else 0))
         linux.sethostname(spec["hostname"])
     except OSError as exc:
         _report_ready(spec, {"pid": os.getpid(), "error": str(exc)})
         os._exit(1)
-    _report_ready(spec, {"pid": os.getpid(), "error": ""})
-    os.execv("/bin/sleep", ["sleep", "infinity"])
+    if not spec.get("share_pid"):
+        _report_ready(spec, {"pid": os.getpid(), "error": ""})
+        os.execv("/bin/sleep", ["sleep", "infinity"])
+    pid = os.fork()   # PID 1 of the pod's PID namespace: reaps orphans, dies only by SIGKILL from outside
+    if pid == 0:
+        os.close(spec["ready_fd"])
+        _init_loop()
+    _report_ready(spec, {"pid": pid, "error": ""})
+    os._exit(0)
+
+
+def _init_loop() -> None:
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    while True:
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+        signal.pause()
+
+
+def exec_in(spec: dict) -> int:
+    """Run `argv` inside a running container: its cgroup, namespaces (mount ns: its root), user, capabilities."""
+    target = spec["target_pid"]
+    _join_cgroup(spec.get("cgroup_procs", []))
+    for ns in ("ipc", "uts", "net") + (("pid",) if spec.get("share_pid") else ()) + ("mnt",):
+        linux.setns(f"/proc/{target}/ns/{ns}", ns)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.chdir(spec.get("workdir") or "/")
+            _drop_privileges(spec)
+            os.execvpe(spec["argv"][0], spec["argv"], spec["env"])
+        except BaseException as exc:
+            os.write(2, f"{type(exc).__name__}: {exc}\n".encode())
+            os._exit(126)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
 
 
 def main() -> None:
     mode, spec_path = sys.argv[1], sys.argv[2]
     with open(spec_path) as f:
         spec = json.load(f)
+    if spec.get("remove_spec_file"):   # a one-shot spec (kemu exec): it may hold the container's secrets
+        os.unlink(spec_path)
     if mode == "pause":
         pause(spec)
+    elif mode == "exec":
+        sys.exit(exec_in(spec))
     else:
         sys.exit(run(spec))
 

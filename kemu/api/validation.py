@@ -8,6 +8,7 @@ import re
 from kemu.api.kinds import KINDS
 from kemu.api.meta import is_dns1123_label, is_dns1123_subdomain
 from kemu.api.quantity import parse_quantity
+from runtime.linux import unknown_capabilities
 
 AGNHOST_IMAGE = re.compile(r"^(docker\.io/|registry\.k8s\.io/e2e-test-images/)?(kemu/)?agnhost(:[\w.-]+)?$")
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
@@ -78,8 +79,8 @@ def _pod_spec(spec: dict, path: str, problems: Problems) -> None:
         elif vname in volume_names:
             problems.append((f"{path}.volumes[{i}].name", f"duplicate volume {vname!r}"))
         volume_names.add(vname)
-        if isinstance(vol, dict) and "hostPath" in vol and ".." in str(vol["hostPath"].get("path", "")).split("/"):
-            problems.append((f"{path}.volumes[{i}].hostPath.path", "must not contain '..'"))
+        if isinstance(vol, dict):
+            _volume(vol, f"{path}.volumes[{i}]", problems)
     if spec.get("restartPolicy") not in ("Always", "OnFailure", "Never"):
         problems.append((f"{path}.restartPolicy", "must be Always, OnFailure or Never"))
     grace = spec.get("terminationGracePeriodSeconds")
@@ -125,8 +126,15 @@ def _container(c: dict, path: str, seen: set[str], volumes: set[str], problems: 
             problems.append((f"{path}.ports[{j}].containerPort", "must be an integer between 1 and 65535"))
         if isinstance(port, dict) and port.get("protocol", "TCP") not in PROTOCOLS:
             problems.append((f"{path}.ports[{j}].protocol", "must be TCP, UDP or SCTP"))
+    mount_paths: set[str] = set()
     for j, mount in enumerate(c.get("volumeMounts") or []):
+        if not isinstance(mount, dict):
+            problems.append((f"{path}.volumeMounts[{j}]", "must be a mapping with name and mountPath"))
+            continue
         mpath = str(mount.get("mountPath", ""))
+        if os.path.normpath(mpath) in mount_paths:
+            problems.append((f"{path}.volumeMounts[{j}].mountPath", f"{mpath!r}: must be unique"))
+        mount_paths.add(os.path.normpath(mpath))
         if mount.get("name") not in volumes:
             problems.append((f"{path}.volumeMounts[{j}].name", f"no volume named {mount.get('name')!r} in the pod"))
         if not os.path.isabs(mpath):
@@ -135,6 +143,18 @@ def _container(c: dict, path: str, seen: set[str], volumes: set[str], problems: 
             problems.append((f"{path}.volumeMounts[{j}].mountPath", "must not contain '..'"))
         if ".." in str(mount.get("subPath", "")).split("/") or str(mount.get("subPath", "")).startswith("/"):
             problems.append((f"{path}.volumeMounts[{j}].subPath", "must be a relative path without '..'"))
+    message_path = c.get("terminationMessagePath")
+    if message_path is not None and (not isinstance(message_path, str) or not os.path.isabs(message_path)
+                                     or ".." in message_path.split("/")):
+        problems.append((f"{path}.terminationMessagePath", "must be an absolute path without '..'"))
+    if c.get("terminationMessagePolicy", "File") not in ("File", "FallbackToLogsOnError"):
+        problems.append((f"{path}.terminationMessagePolicy", "must be File or FallbackToLogsOnError"))
+    caps = ((c.get("securityContext") or {}).get("capabilities") or {})
+    for field in ("add", "drop"):
+        unknown = unknown_capabilities(caps.get(field))
+        if unknown:
+            problems.append((f"{path}.securityContext.capabilities.{field}", f"unknown capabilities {unknown}: use "
+                                                                             "names like NET_ADMIN or ALL"))
     resources = c.get("resources") or {}
     for section in ("requests", "limits"):
         for res, q in (resources.get(section) or {}).items():
@@ -142,6 +162,65 @@ def _container(c: dict, path: str, seen: set[str], volumes: set[str], problems: 
                 parse_quantity(q)
             except ValueError as exc:
                 problems.append((f"{path}.resources.{section}.{res}", str(exc)))
+
+
+VOLUME_SOURCES = ("emptyDir", "hostPath", "configMap", "secret", "downwardAPI", "projected")
+HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice",
+                   "BlockDevice")
+
+
+def _relative(value: object) -> bool:
+    return isinstance(value, str) and bool(value) and not value.startswith("/") and not value.startswith("..") \
+        and ".." not in value.split("/")
+
+
+def _volume(vol: dict, path: str, problems: Problems) -> None:
+    """One source per volume, safe paths inside it, modes in range (apply-time; lookups happen on the node)."""
+    sources = [k for k in VOLUME_SOURCES if k in vol]
+    if len(sources) != 1:
+        problems.append((path, f"set exactly one of {', '.join(VOLUME_SOURCES)}"))
+        return
+    kind, src = sources[0], vol[sources[0]] or {}
+    if not isinstance(src, dict):
+        problems.append((f"{path}.{kind}", "must be a mapping"))
+        return
+    if kind == "hostPath":
+        hpath = src.get("path")
+        if not isinstance(hpath, str) or not os.path.isabs(hpath):
+            problems.append((f"{path}.hostPath.path", f"{hpath!r} must be an absolute path"))
+        elif ".." in hpath.split("/"):
+            problems.append((f"{path}.hostPath.path", "must not contain '..'"))
+        if src.get("type", "") not in HOST_PATH_TYPES:
+            problems.append((f"{path}.hostPath.type", f"must be one of {', '.join(t for t in HOST_PATH_TYPES if t)}"))
+    if kind == "emptyDir":
+        if src.get("medium", "") not in ("", "Memory"):
+            problems.append((f"{path}.emptyDir.medium", "must be '' (node disk) or Memory"))
+        if src.get("sizeLimit") is not None:
+            try:
+                parse_quantity(src["sizeLimit"])
+            except ValueError as exc:
+                problems.append((f"{path}.emptyDir.sizeLimit", str(exc)))
+    projections = [(f"{path}.{kind}", src)] if kind in ("configMap", "secret", "downwardAPI") else []
+    if kind == "projected":
+        for i, s in enumerate(src.get("sources") or []):
+            for k in ("configMap", "secret", "downwardAPI"):
+                if isinstance(s, dict) and isinstance(s.get(k), dict):
+                    projections.append((f"{path}.projected.sources[{i}].{k}", s[k]))
+    for ppath, p in projections + ([(f"{path}.projected", src)] if kind == "projected" else []):
+        mode = p.get("defaultMode")
+        if mode is not None and (not isinstance(mode, int) or not 0 <= mode <= 0o777):
+            problems.append((f"{ppath}.defaultMode", "must be between 0 and 0777 (511)"))
+        for j, item in enumerate(p.get("items") or []):
+            if not isinstance(item, dict):
+                problems.append((f"{ppath}.items[{j}]", "must be a mapping"))
+                continue
+            if not _relative(item.get("path")):
+                problems.append((f"{ppath}.items[{j}].path", f"{item.get('path')!r} must be a relative path "
+                                                             "without '..'"))
+            if "key" not in item and "fieldRef" not in item and "resourceFieldRef" not in item:
+                problems.append((f"{ppath}.items[{j}]", "needs key (configMap/secret) or fieldRef/resourceFieldRef"))
+            if item.get("mode") is not None and (not isinstance(item["mode"], int) or not 0 <= item["mode"] <= 0o777):
+                problems.append((f"{ppath}.items[{j}].mode", "must be between 0 and 0777 (511)"))
 
 
 def _service(obj: dict, problems: Problems) -> None:
@@ -209,3 +288,125 @@ def _data_object(obj: dict, problems: Problems) -> None:
 
 
 _CHECKS = {"Pod": _pod, "Service": _service, "ConfigMap": _data_object, "Secret": _data_object}
+
+
+# ---- workloads (apps/v1, batch/v1) ---------------------------------------------------------------------------------
+INT_OR_PERCENT = re.compile(r"^\d+%$")
+
+
+def _non_negative(value, path: str, problems: Problems, required: bool = False) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        problems.append((path, "must be a non-negative integer"))
+
+
+def _int_or_percent(value, path: str, problems: Problems) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return
+    if isinstance(value, str) and INT_OR_PERCENT.match(value) and int(value[:-1]) <= 100:
+        return
+    problems.append((path, f"{value!r} must be a non-negative integer or a percentage like '25%'"))
+
+
+def _template(spec: dict, path: str, problems: Problems, selector_required: bool = True,
+              restart_policies: tuple[str, ...] = ("Always",)) -> None:
+    """A controller's selector and pod template: the template's labels must match the selector."""
+    from kemu.api.selectors import selector_matches
+    selector = spec.get("selector")
+    if selector_required or selector is not None:
+        if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+            problems.append((f"{path}.selector", "required: set selector.matchLabels (e.g. {app: web}) matching "
+                                                 "the template's labels"))
+            selector = None
+        for i, expr in enumerate((selector or {}).get("matchExpressions") or []):
+            if not isinstance(expr, dict) or expr.get("operator") not in ("In", "NotIn", "Exists", "DoesNotExist"):
+                problems.append((f"{path}.selector.matchExpressions[{i}].operator",
+                                 "must be In, NotIn, Exists or DoesNotExist"))
+                selector = None
+    template = spec.get("template")
+    if not isinstance(template, dict) or not isinstance(template.get("spec"), dict):
+        problems.append((f"{path}.template", "required: a pod template with metadata.labels and spec.containers"))
+        return
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if selector and not selector_matches(selector, labels):
+        problems.append((f"{path}.template.metadata.labels", "`selector` does not match template `labels`"))
+    _pod_spec(template["spec"], f"{path}.template.spec", problems)
+    if template["spec"].get("restartPolicy") not in restart_policies:
+        problems.append((f"{path}.template.spec.restartPolicy", f"must be {' or '.join(restart_policies)}"))
+
+
+def _replicaset(obj: dict, problems: Problems) -> None:
+    spec = obj.get("spec") or {}
+    _non_negative(spec.get("replicas"), "spec.replicas", problems)
+    _non_negative(spec.get("minReadySeconds"), "spec.minReadySeconds", problems)
+    _template(spec, "spec", problems)
+
+
+def _deployment(obj: dict, problems: Problems) -> None:
+    _replicaset(obj, problems)
+    spec = obj.get("spec") or {}
+    for field in ("revisionHistoryLimit", "progressDeadlineSeconds"):
+        _non_negative(spec.get(field), f"spec.{field}", problems)
+    strategy = spec.get("strategy") or {}
+    if strategy.get("type") not in ("RollingUpdate", "Recreate"):
+        problems.append(("spec.strategy.type", "must be RollingUpdate or Recreate"))
+    elif strategy["type"] == "Recreate" and strategy.get("rollingUpdate"):
+        problems.append(("spec.strategy.rollingUpdate", "may not be set when strategy.type is Recreate"))
+    elif strategy["type"] == "RollingUpdate":
+        rolling = strategy.get("rollingUpdate") or {}
+        for field in ("maxSurge", "maxUnavailable"):
+            _int_or_percent(rolling.get(field), f"spec.strategy.rollingUpdate.{field}", problems)
+        if rolling.get("maxSurge") in (0, "0%") and rolling.get("maxUnavailable") in (0, "0%"):
+            problems.append(("spec.strategy.rollingUpdate.maxUnavailable", "may not be 0 when maxSurge is 0"))
+    deadline, min_ready = spec.get("progressDeadlineSeconds"), spec.get("minReadySeconds") or 0
+    if isinstance(deadline, int) and isinstance(min_ready, int) and deadline <= min_ready:
+        problems.append(("spec.progressDeadlineSeconds", "must be greater than minReadySeconds"))
+
+
+def _daemonset(obj: dict, problems: Problems) -> None:
+    spec = obj.get("spec") or {}
+    _non_negative(spec.get("minReadySeconds"), "spec.minReadySeconds", problems)
+    strategy = spec.get("updateStrategy") or {}
+    if strategy.get("type") not in ("RollingUpdate", "OnDelete"):
+        problems.append(("spec.updateStrategy.type", "must be RollingUpdate or OnDelete"))
+    elif strategy["type"] == "RollingUpdate":
+        _int_or_percent((strategy.get("rollingUpdate") or {}).get("maxUnavailable"),
+                        "spec.updateStrategy.rollingUpdate.maxUnavailable", problems)
+    _template(spec, "spec", problems)
+
+
+def _job_spec(spec: dict, path: str, problems: Problems) -> None:
+    for field in ("completions", "parallelism", "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"):
+        _non_negative(spec.get(field), f"{path}.{field}", problems)
+    if spec.get("activeDeadlineSeconds") == 0:
+        problems.append((f"{path}.activeDeadlineSeconds", "must be greater than 0"))
+    if spec.get("completionMode", "NonIndexed") != "NonIndexed":
+        problems.append((f"{path}.completionMode", "kemu supports NonIndexed only"))
+    _template(spec, path, problems, selector_required=False, restart_policies=("Never", "OnFailure"))
+
+
+def _job(obj: dict, problems: Problems) -> None:
+    _job_spec(obj.get("spec") or {}, "spec", problems)
+
+
+def _cronjob(obj: dict, problems: Problems) -> None:
+    from kemu.controllers.cronjob import parse_schedule
+    spec = obj.get("spec") or {}
+    try:
+        parse_schedule(spec.get("schedule"))
+    except ValueError as exc:
+        problems.append(("spec.schedule", str(exc)))
+    if spec.get("concurrencyPolicy") not in ("Allow", "Forbid", "Replace"):
+        problems.append(("spec.concurrencyPolicy", "must be Allow, Forbid or Replace"))
+    for field in ("startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
+        _non_negative(spec.get(field), f"spec.{field}", problems)
+    job_template = spec.get("jobTemplate")
+    if not isinstance(job_template, dict) or not isinstance(job_template.get("spec"), dict):
+        problems.append(("spec.jobTemplate", "required: jobTemplate.spec with a pod template"))
+        return
+    _job_spec(job_template["spec"], "spec.jobTemplate.spec", problems)
+
+
+_CHECKS.update({"ReplicaSet": _replicaset, "Deployment": _deployment, "DaemonSet": _daemonset, "Job": _job,
+                "CronJob": _cronjob})
