@@ -90,7 +90,9 @@ def _container_dir(args: argparse.Namespace, pod: dict, container: str) -> str:
         raise CLIError(f"pod {pod['metadata']['name']} is not scheduled to a node yet")
     lab = _lab(args)
     meta = pod["metadata"]
-    return os.path.join(lab.dir, "nodes", node, "pods", pod_dir_name(meta["namespace"], meta["name"], meta["uid"]),
+    # a mirror pod stands for a static pod, whose files carry the static pod's UID (kubelet's config.mirror)
+    uid = (meta.get("annotations") or {}).get("kubernetes.io/config.mirror") or meta["uid"]
+    return os.path.join(lab.dir, "nodes", node, "pods", pod_dir_name(meta["namespace"], meta["name"], uid),
                         "containers", container)
 
 
@@ -284,9 +286,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
                 pod["metadata"]["deletionGracePeriodSeconds"] = grace
             client.mutate("Pod", ns, name, mark)
             print(f'pod "{name}" deleted')
-            if args.wait:
+            if args.wait:   # until this object (by UID: a mirror pod comes back under the same name) is gone
+                uid = obj["metadata"]["uid"]
                 deadline = time.monotonic() + grace + 30
-                while client.get("Pod", ns, name) is not None and time.monotonic() < deadline:
+                while time.monotonic() < deadline and ((client.get("Pod", ns, name) or {}).get("metadata", {})
+                                                       .get("uid") == uid):
                     time.sleep(0.05)
         else:
             client.delete(k, ns, name)

@@ -21,30 +21,73 @@ def age(timestamp: str | None) -> str:
     return f"{secs // 86400}d"
 
 
-def pod_status_reason(pod: dict) -> str:
-    """kubectl's STATUS column: the most telling container reason, else the phase."""
-    status = pod.get("status") or {}
+def _is_sidecar(container: dict | None) -> bool:
+    return bool(container) and container.get("restartPolicy") == "Always"
+
+
+def _terminated_reason(term: dict, prefix: str = "") -> str:
+    if term.get("reason"):
+        return prefix + term["reason"]
+    return prefix + (f"Signal:{term['signal']}" if term.get("signal") else f"ExitCode:{term.get('exitCode')}")
+
+
+def _pod_summary(pod: dict) -> tuple[str, int, int, int]:
+    """kubectl's printPod: (STATUS, ready containers, total containers, restarts)."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
     reason = status.get("reason") or status.get("phase", "Pending")
-    for cs in status.get("containerStatuses") or []:
+    inits = {c["name"]: c for c in spec.get("initContainers") or []}
+    total = len(spec.get("containers") or []) + sum(1 for c in inits.values() if _is_sidecar(c))
+    ready = restarts = 0
+    initializing = False
+    for i, cs in enumerate(status.get("initContainerStatuses") or []):
+        restarts += cs.get("restartCount", 0)
         state = cs.get("state") or {}
-        if "waiting" in state and state["waiting"].get("reason"):
-            reason = state["waiting"]["reason"]
-        elif "terminated" in state:
-            term = state["terminated"]
-            reason = term.get("reason") or (f"Signal:{term['signal']}" if term.get("signal")
-                                            else f"ExitCode:{term.get('exitCode')}")
-    if pod["metadata"].get("deletionTimestamp"):
+        if _is_sidecar(inits.get(cs["name"])):
+            ready += bool(cs.get("started") and cs.get("ready"))
+            continue
+        term, waiting = state.get("terminated"), state.get("waiting")
+        if term and term.get("exitCode") == 0:
+            continue
+        if term:
+            reason = _terminated_reason(term, "Init:")
+        elif waiting and waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            reason = "Init:" + waiting["reason"]
+        else:
+            reason = f"Init:{i}/{len(inits)}"
+        initializing = True
+        break
+    initialized = any(c.get("type") == "Initialized" and c.get("status") == "True"
+                      for c in status.get("conditions") or [])
+    if not initializing or initialized:
+        has_running = False
+        for cs in reversed(status.get("containerStatuses") or []):
+            restarts += cs.get("restartCount", 0)
+            state = cs.get("state") or {}
+            if (state.get("waiting") or {}).get("reason"):
+                reason = state["waiting"]["reason"]
+            elif "terminated" in state:
+                reason = _terminated_reason(state["terminated"])
+            elif cs.get("ready") and "running" in state:
+                has_running = True
+                ready += 1
+        if reason == "Completed" and has_running:
+            pod_ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                            for c in status.get("conditions") or [])
+            reason = "Running" if pod_ready else "NotReady"
+    if pod["metadata"].get("deletionTimestamp") and status.get("phase") not in ("Succeeded", "Failed"):
         reason = "Terminating"
-    return reason
+    return reason, ready, total, restarts
+
+
+def pod_status_reason(pod: dict) -> str:
+    """kubectl's STATUS column: Init:N/M while initializing, the most telling container reason, else the phase."""
+    return _pod_summary(pod)[0]
 
 
 def _pod_row(pod: dict, wide: bool) -> list[str]:
     status = pod.get("status") or {}
-    statuses = status.get("containerStatuses") or []
-    total = len(pod["spec"].get("containers") or [])
-    ready = sum(1 for c in statuses if c.get("ready"))
-    restarts = sum(c.get("restartCount", 0) for c in statuses)
-    row = [pod["metadata"]["name"], f"{ready}/{total}", pod_status_reason(pod), str(restarts),
+    reason, ready, total, restarts = _pod_summary(pod)
+    row = [pod["metadata"]["name"], f"{ready}/{total}", reason, str(restarts),
            age(pod["metadata"].get("creationTimestamp"))]
     if wide:
         row += [status.get("podIP") or "<none>", pod["spec"].get("nodeName") or "<none>"]
@@ -103,6 +146,81 @@ def _generic_row(obj: dict, wide: bool) -> list[str]:
             age(obj["metadata"].get("creationTimestamp"))]
 
 
+def _containers_images(template: dict) -> list[str]:
+    containers = (template.get("spec") or {}).get("containers") or []
+    return [",".join(c["name"] for c in containers),
+            ",".join(c.get("image") or " ".join(c.get("command") or []) for c in containers)]
+
+
+def _selector_text(selector: dict | None) -> str:
+    selector = selector or {}
+    parts = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
+    parts += [f"{e['key']} {e['operator'].lower()} ({','.join(e.get('values') or [])})"
+              for e in selector.get("matchExpressions") or []]
+    return ",".join(parts) or "<none>"
+
+
+def _deployment_row(d: dict, wide: bool) -> list[str]:
+    st = d.get("status") or {}
+    row = [d["metadata"]["name"], f"{st.get('readyReplicas', 0)}/{d['spec'].get('replicas', 1)}",
+           str(st.get("updatedReplicas", 0)), str(st.get("availableReplicas", 0)),
+           age(d["metadata"].get("creationTimestamp"))]
+    return row + (_containers_images(d["spec"]["template"]) + [_selector_text(d["spec"].get("selector"))]
+                  if wide else [])
+
+
+def _replicaset_row(rs: dict, wide: bool) -> list[str]:
+    st = rs.get("status") or {}
+    row = [rs["metadata"]["name"], str(rs["spec"].get("replicas", 1)), str(st.get("replicas", 0)),
+           str(st.get("readyReplicas", 0)), age(rs["metadata"].get("creationTimestamp"))]
+    return row + (_containers_images(rs["spec"]["template"]) + [_selector_text(rs["spec"].get("selector"))]
+                  if wide else [])
+
+
+def _daemonset_row(ds: dict, wide: bool) -> list[str]:
+    st = ds.get("status") or {}
+    node_selector = ds["spec"]["template"]["spec"].get("nodeSelector") or {}
+    row = [ds["metadata"]["name"]] + [str(st.get(f, 0)) for f in (
+        "desiredNumberScheduled", "currentNumberScheduled", "numberReady", "updatedNumberScheduled",
+        "numberAvailable")] + [",".join(f"{k}={v}" for k, v in node_selector.items()) or "<none>",
+                               age(ds["metadata"].get("creationTimestamp"))]
+    return row + (_containers_images(ds["spec"]["template"]) + [_selector_text(ds["spec"].get("selector"))]
+                  if wide else [])
+
+
+def _job_row(job: dict, wide: bool) -> list[str]:
+    from kemu.controllers.common import parse_time
+    st = job.get("status") or {}
+    conds = {c["type"]: c for c in st.get("conditions") or [] if c.get("status") == "True"}
+    status = "Complete" if "Complete" in conds else "Failed" if "Failed" in conds else "Running"
+    start, end = parse_time(st.get("startTime")), parse_time(st.get("completionTime"))
+    duration = "" if start is None else f"{int((end or datetime.now(timezone.utc).timestamp()) - start)}s"
+    completions = job["spec"].get("completions")
+    row = [job["metadata"]["name"], status, f"{st.get('succeeded', 0)}/{completions if completions is not None else 1}",
+           duration, age(job["metadata"].get("creationTimestamp"))]
+    return row + (_containers_images(job["spec"]["template"]) if wide else [])
+
+
+def _cronjob_row(cj: dict, wide: bool) -> list[str]:
+    st = cj.get("status") or {}
+    return [cj["metadata"]["name"], cj["spec"].get("schedule", ""), cj["spec"].get("timeZone") or "<none>",
+            str(cj["spec"].get("suspend", False)), str(len(st.get("active") or [])),
+            age(st.get("lastScheduleTime")) if st.get("lastScheduleTime") else "<none>",
+            age(cj["metadata"].get("creationTimestamp"))]
+
+
+WORKLOAD_TABLES = {
+    "Deployment": (["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"],
+                   _deployment_row),
+    "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"],
+                   _replicaset_row),
+    "DaemonSet": (["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
+                  ["CONTAINERS", "IMAGES", "SELECTOR"], _daemonset_row),
+    "Job": (["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"], ["CONTAINERS", "IMAGES"], _job_row),
+    "CronJob": (["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"], [], _cronjob_row),
+}
+
+
 TABLES = {
     "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"], ["IP", "NODE"], _pod_row),
     "Service": (["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _service_row),
@@ -112,6 +230,7 @@ TABLES = {
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], [], _event_row),
     "ConfigMap": (["NAME", "DATA", "AGE"], [], _generic_row),
     "Secret": (["NAME", "DATA", "AGE"], [], _generic_row),
+    **WORKLOAD_TABLES,
 }
 
 
@@ -137,6 +256,64 @@ def dump(obj: dict, fmt: str) -> str:
     return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False).rstrip()
 
 
+def _container_state(title: str, state: dict) -> list[str]:
+    """kubectl describe's State / Last State block."""
+    if not state:
+        return []
+    kind, detail = next(iter(state.items()))
+    lines = [f"    {title + ':':<16}{kind.capitalize()}"]
+    for key, label in (("reason", "Reason"), ("message", "Message"), ("exitCode", "Exit Code"),
+                       ("signal", "Signal"), ("startedAt", "Started"), ("finishedAt", "Finished")):
+        if detail.get(key) is not None:
+            lines.append(f"      {label + ':':<14}{detail[key]}")
+    return lines
+
+
+def _probe_line(kind: str, probe: dict) -> str:
+    """kubectl describe's probe summary, e.g. `exec [cat /tmp/healthy] delay=1s timeout=1s period=1s ...`."""
+    if "exec" in probe:
+        action = f"exec [{' '.join(probe['exec'].get('command') or [])}]"
+    elif "httpGet" in probe:
+        get = probe["httpGet"]
+        action = f"http-get {get.get('scheme', 'HTTP').lower()}://{get.get('host', '')}:{get.get('port')}" \
+                 f"{get.get('path', '/')}"
+    elif "tcpSocket" in probe:
+        action = f"tcp-socket {probe['tcpSocket'].get('host', '')}:{probe['tcpSocket'].get('port')}"
+    else:
+        action = f"grpc <pod>:{(probe.get('grpc') or {}).get('port')} {(probe.get('grpc') or {}).get('service', '')}"
+    return (f"    {kind + ':':<16}{action} delay={probe.get('initialDelaySeconds', 0)}s "
+            f"timeout={probe.get('timeoutSeconds', 1)}s period={probe.get('periodSeconds', 10)}s "
+            f"#success={probe.get('successThreshold', 1)} #failure={probe.get('failureThreshold', 3)}")
+
+
+def _pod_details(pod: dict) -> list[str]:
+    """Init Containers, Containers (state, last state, ready, restarts, probes) and Conditions, as kubectl."""
+    status = pod.get("status") or {}
+    lines: list[str] = []
+    for title, specs, statuses in (("Init Containers", pod["spec"].get("initContainers") or [],
+                                    status.get("initContainerStatuses") or []),
+                                   ("Containers", pod["spec"].get("containers") or [],
+                                    status.get("containerStatuses") or [])):
+        if not specs:
+            continue
+        lines.append(f"{title}:")
+        by_name = {s["name"]: s for s in statuses}
+        for c in specs:
+            cs = by_name.get(c["name"]) or {}
+            lines.append(f"  {c['name']}:")
+            lines += _container_state("State", cs.get("state") or {})
+            lines += _container_state("Last State", (cs.get("lastState") or {}))
+            lines += [f"    {'Ready:':<16}{cs.get('ready', False)}",
+                      f"    {'Restart Count:':<16}{cs.get('restartCount', 0)}"]
+            lines += [_probe_line(kind.capitalize(), c[f"{kind}Probe"])
+                      for kind in ("liveness", "readiness", "startup") if c.get(f"{kind}Probe")]
+    if status.get("conditions"):
+        lines.append("Conditions:")
+        lines.append(f"  {'Type':<28}Status")
+        lines += [f"  {c['type']:<28}{c['status']}" for c in status["conditions"]]
+    return lines
+
+
 def describe(obj: dict, events: list[dict], extra: list[tuple[str, str]] | None = None) -> str:
     """A describe view: identity, the object's spec/status in YAML, node-level facts, then its events."""
     meta = obj["metadata"]
@@ -155,9 +332,11 @@ def describe(obj: dict, events: list[dict], extra: list[tuple[str, str]] | None 
                   f"QoS Class:    {status.get('qosClass', '')}"]
     for key, value in extra or []:
         lines.append(f"{key + ':':<14}{value}")
+    if obj["kind"] == "Pod":
+        lines += _pod_details(obj)
     for section in ("spec", "status", "data", "subsets", "endpoints"):
         if obj.get(section):
-            lines.append(f"{section.capitalize()}:")
+            lines.append(f"{'Status details' if section == 'status' else section.capitalize()}:")
             lines += ["  " + line for line in yaml.safe_dump(obj[section], sort_keys=False).splitlines()]
     lines.append("Events:" + ("" if events else "       <none>"))
     if events:

@@ -1,4 +1,5 @@
-"""NodeAgent: registers the node, watches pods bound to it and runs a PodWorker for each; heartbeats; GC."""
+"""NodeAgent: registers the node, watches pods bound to it (and static pod manifests) and runs a PodWorker for
+each; owns the prober manager, the exit watcher and the status manager the workers share; heartbeats; GC."""
 from __future__ import annotations
 
 import json
@@ -6,7 +7,6 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import threading
 import time
 
@@ -16,10 +16,13 @@ from kemu.client import Client, now_rfc3339
 from kemu.events import EventRecorder
 from kemu.informer import Informer
 from kemu.store import open_store
+from nodeagent import volumes
 from nodeagent.backoff import Backoff
 from nodeagent.config import NodeConfig
+from nodeagent.prober import ProbeManager
+from nodeagent.staticpods import StaticPods, is_mirror
 from nodeagent.status import StatusManager
-from nodeagent.worker import PodWorker
+from nodeagent.worker import ExitWatcher, PodWorker
 from runtime.cnilib import CNIConfig, install_kemu_bridge, node_conflist
 from runtime.pods import PodRuntime
 from runtime.process import reap
@@ -39,8 +42,14 @@ class NodeAgent:
         self.runtime = PodRuntime(config.pods_dir, config.cgroup_root or f"kemu-{config.node_name}", self.cni)
         self.workers: dict[str, PodWorker] = {}
         self._workers_lock = threading.Lock()
+        self.exit_watcher = ExitWatcher()
+        self.prober = ProbeManager(self._wake_pod, self.events.record)
+        self.static_pods = StaticPods(self, config.static_pod_path)
         self.pods = Informer(self.client, "Pod", self._on_pod)
         self.service_informer = Informer(self.client, "Service")
+        # volumes project ConfigMaps and Secrets: a change wakes the pods of that namespace (no polling needed)
+        self.config_informers = [Informer(self.client, kind, self._on_config_object)
+                                 for kind in ("ConfigMap", "Secret")]
         self._stop = threading.Event()
 
     def _setup_cni(self) -> CNIConfig:
@@ -72,30 +81,67 @@ class NodeAgent:
     def _on_pod(self, key: str, old: dict | None, new: dict | None) -> None:
         if not self._mine(new) and not self._mine(old):
             return
+        if is_mirror(new) or is_mirror(old):
+            return   # mirrors of static pods: StaticPods.sync keeps them in place; the pod runs from its file
+        uid = (new or old)["metadata"]["uid"]
         with self._workers_lock:
-            uid = (new or old)["metadata"]["uid"]
             worker = self.workers.get(uid)
             if worker is None:
                 if new is None or not self._mine(new):
                     return
-                worker = PodWorker(self, new)
-                worker.adopt()
-                self.workers[uid] = worker
-                worker.start()
+                self._start_worker(new)
                 return
         worker.update(new if self._mine(new) else None)
 
+    def _start_worker(self, pod: dict) -> None:
+        """Caller holds _workers_lock."""
+        worker = PodWorker(self, pod)
+        worker.adopt()
+        self.workers[pod["metadata"]["uid"]] = worker
+        worker.start()
+
+    def _on_config_object(self, key: str, old: dict | None, new: dict | None) -> None:
+        namespace = (new or old)["metadata"].get("namespace")
+        with self._workers_lock:
+            workers = [w for w in self.workers.values() if w.pod["metadata"]["namespace"] == namespace]
+        for worker in workers:
+            worker.wake()
+
+    def _wake_pod(self, uid: str) -> None:
+        with self._workers_lock:
+            worker = self.workers.get(uid)
+        if worker is not None:
+            worker.wake()
+
+    def pod_terminated(self, pod: dict) -> None:
+        """A gracefully deleted pod has stopped: remove its object (if it is still the same pod)."""
+        meta = pod["metadata"]
+        live = self.client.get("Pod", meta["namespace"], meta["name"])
+        if live is not None and live["metadata"].get("uid") == meta["uid"]:
+            self.client.delete("Pod", meta["namespace"], meta["name"])
+
+    def start_static(self, pod: dict) -> None:
+        with self._workers_lock:
+            if pod["metadata"]["uid"] not in self.workers:
+                self._start_worker(pod)
+
+    def stop_static(self, pod: dict) -> None:
+        with self._workers_lock:
+            worker = self.workers.get(pod["metadata"]["uid"])
+        if worker is not None:
+            worker.terminate(float(pod["spec"].get("terminationGracePeriodSeconds", 30)))
+
     # ---- node object -------------------------------------------------------------------------------------------
     def node_object(self) -> dict:
-        cpu = os.cpu_count() or 1
-        memory = self.memory_capacity
-        capacity = {"cpu": str(cpu), "memory": f"{memory // 1024}Ki", "pods": str(self.config.max_pods)}
+        cpu, memory = node_capacity()
+        capacity = {"cpu": str(cpu), "memory": f"{memory // 1024}Ki", "pods": str(self.config.max_pods),
+                    "ephemeral-storage": f"{shutil.disk_usage(self.config.state_dir).total // 1024}Ki"}
         return {"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": self.config.node_name,
                              "labels": {"kubernetes.io/hostname": self.config.node_name, "kubernetes.io/os": "linux",
                                         "kubernetes.io/arch": "amd64"}},
                 "spec": {"podCIDR": self.config.pod_cidr, "podCIDRs": [self.config.pod_cidr]},
-                "status": {"capacity": capacity, "allocatable": capacity,
+                "status": {"capacity": capacity, "allocatable": dict(capacity),
                            "addresses": [{"type": "InternalIP", "address": self.config.node_ip},
                                          {"type": "Hostname", "address": self.config.node_name}],
                            "nodeInfo": {"kubeletVersion": "kemu-0.1.0", "operatingSystem": "linux",
@@ -104,26 +150,27 @@ class NodeAgent:
                            "conditions": self._conditions({})}}
 
     def _conditions(self, old: dict) -> list[dict]:
+        """Ready, MemoryPressure, DiskPressure, PIDPressure with kubelet's reasons and messages."""
         now = now_rfc3339()
-        mem = psutil.virtual_memory()
-        pressure = {"MemoryPressure": mem.available < 100 * 1024 * 1024,
-                    "DiskPressure": False,
-                    "PIDPressure": len(psutil.pids()) > 0.9 * _pid_max()}
-        out = []
         previous = {c["type"]: c for c in old.get("conditions") or []}
-
-        def cond(ctype: str, value: bool, reason: str, message: str) -> dict:
-            status = "True" if value else "False"
+        disk = shutil.disk_usage(self.config.state_dir)
+        checks = [  # (type, under pressure, reason if fine, reason if not, message if fine, message if not)
+            ("MemoryPressure", psutil.virtual_memory().available < 100 * 1024 * 1024,
+             "KubeletHasSufficientMemory", "KubeletHasInsufficientMemory",
+             "kubelet has sufficient memory available", "kubelet has memory pressure"),
+            ("DiskPressure", disk.free < 0.1 * disk.total, "KubeletHasNoDiskPressure", "KubeletHasDiskPressure",
+             "kubelet has no disk pressure", "kubelet has disk pressure"),
+            ("PIDPressure", len(psutil.pids()) > 0.9 * _pid_max(), "KubeletHasSufficientPID",
+             "KubeletHasInsufficientPID", "kubelet has sufficient PID available", "kubelet has PID pressure"),
+            ("Ready", False, "KubeletReady", "KubeletNotReady", "kubelet is posting ready status", "")]
+        out = []
+        for ctype, bad, ok_reason, bad_reason, ok_msg, bad_msg in checks:
+            status = ("False" if bad else "True") if ctype == "Ready" else ("True" if bad else "False")
             prev = previous.get(ctype)
-            return {"type": ctype, "status": status, "reason": reason, "message": message,
-                    "lastHeartbeatTime": now,
-                    "lastTransitionTime": prev["lastTransitionTime"] if prev and prev["status"] == status else now}
-        for ctype, value in pressure.items():
-            out.append(cond(ctype, value, f"KubeletHas{'' if value else 'No'}{ctype.replace('Pressure', '')}Pressure"
-                            if ctype != "PIDPressure" else ("KubeletHasInsufficientPID" if value
-                                                            else "KubeletHasSufficientPID"),
-                            f"kubelet has {'' if value else 'no '}{ctype}"))
-        out.append(cond("Ready", True, "KubeletReady", "kubelet is posting ready status"))
+            out.append({"type": ctype, "status": status, "reason": bad_reason if bad else ok_reason,
+                        "message": bad_msg if bad else ok_msg, "lastHeartbeatTime": now,
+                        "lastTransitionTime": prev["lastTransitionTime"] if prev and prev["status"] == status
+                        else now})
         return out
 
     def register(self) -> None:
@@ -145,14 +192,21 @@ class NodeAgent:
     # ---- lifecycle ---------------------------------------------------------------------------------------------
     def run(self) -> None:
         self.register()
-        self.service_informer.start()
-        self.service_informer.synced.wait(10)
+        for informer in [self.service_informer, *self.config_informers]:
+            informer.start()
+        for informer in [self.service_informer, *self.config_informers]:
+            informer.synced.wait(10)
         self.pods.start()
         self.pods.synced.wait(10)
+        self.static_pods.sync()
         self.garbage_collect()
         last_beat = time.monotonic()
         while not self._stop.wait(0.5):
             reap()
+            try:
+                self.static_pods.sync()
+            except Exception:
+                log.exception("static pod sync failed")
             if time.monotonic() - last_beat >= self.config.node_status_update_frequency:
                 self.heartbeat()
                 self.garbage_collect()
@@ -161,12 +215,16 @@ class NodeAgent:
             with self._workers_lock:
                 for uid in [u for u, w in self.workers.items() if w.finished.is_set()]:
                     del self.workers[uid]
+                    self.prober.remove_pod(uid)
+                    self.status.forget(uid)
 
     def stop(self) -> None:
         self._stop.set()
 
     def garbage_collect(self) -> None:
         """Remove what belongs to pods that no longer exist: processes, sandboxes, IPs, cgroups, files."""
+        if not self.pods.synced.is_set():
+            return   # an empty cache is not "no pods": never collect before the first full list
         live = {o["metadata"]["uid"] for o in self.pods.items()}
         with self._workers_lock:
             live |= set(self.workers)
@@ -180,10 +238,26 @@ class NodeAgent:
                     pod = json.load(f)
             except (OSError, json.JSONDecodeError):
                 log.warning("removing unknown pod dir %s", entry)
+                volumes.teardown(os.path.join(self.config.pods_dir, entry))   # its tmpfs volumes, if any
                 shutil.rmtree(os.path.join(self.config.pods_dir, entry), ignore_errors=True)
                 continue
             log.info("garbage-collecting pod %s/%s (%s)", pod["metadata"]["namespace"], pod["metadata"]["name"], uid)
             self.runtime.remove_pod(pod)
+
+
+def node_capacity() -> tuple[int, int]:
+    """(CPUs, memory bytes) the node can give pods: the machine's, bounded by the agent's own cgroup limits."""
+    cpu = len(os.sched_getaffinity(0)) or os.cpu_count() or 1
+    memory = psutil.virtual_memory().total
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                value = f.read().strip()
+        except OSError:
+            continue
+        if value.isdigit():
+            memory = min(memory, int(value))
+    return cpu, memory
 
 
 def _pid_max() -> int:

@@ -42,8 +42,9 @@ class NodeConfig:
     crash_loop_initial: float = 10.0
     crash_loop_max: float = 300.0
     node_status_update_frequency: float = 10.0
-    sync_frequency: float = 1.0
+    sync_frequency: float = 10.0      # periodic pod resync; exits, probes, updates and ConfigMaps wake a pod at once
     max_pods: int = 110
+    static_pod_path: str = ""         # directory of static pod manifests ("" = none)
 
     @property
     def pods_dir(self) -> str:
@@ -60,6 +61,7 @@ _KUBELET_FIELDS = {
     "syncFrequency": ("sync_frequency", seconds),
     "maxPods": ("max_pods", int),
     "clusterDomain": ("cluster_domain", str),
+    "staticPodPath": ("static_pod_path", str),
 }
 
 

@@ -2,21 +2,35 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Callable
 
 from kemu.client import Client, now_rfc3339
 
 log = logging.getLogger(__name__)
+
+TERMINAL = ("Succeeded", "Failed")
 
 
 def rfc3339(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
 
 
+def parse_rfc3339(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+
+
 def _public(terminated: dict) -> dict:
     """Drop agent-internal keys (leading underscore) from a terminated state."""
     return {k: v for k, v in terminated.items() if not k.startswith("_")}
+
+
+def is_sidecar(container: dict) -> bool:
+    """A restartable init container (restartPolicy: Always): starts before, runs beside, stops after the app."""
+    return container.get("restartPolicy") == "Always"
 
 
 @dataclass
@@ -32,6 +46,15 @@ class ContainerState:
     previous_terminated: dict | None = None  # the one before it (becomes lastState when the container stays down)
     ready: bool = False
     started: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.running_since is not None
+
+    @property
+    def restarting(self) -> bool:
+        """Waiting after an exit (back-off or about to start again)."""
+        return not self.running and self.terminated is None and self.last_terminated is not None
 
     def state(self) -> dict:
         if self.running_since is not None:
@@ -54,25 +77,79 @@ class ContainerState:
 
 @dataclass
 class PodState:
-    containers: dict[str, ContainerState] = field(default_factory=dict)
+    containers: dict[str, ContainerState] = field(default_factory=dict)        # app and init, by name
     pod_ip: str | None = None
     host_ip: str | None = None
     start_time: float | None = None
     sandbox_ready: bool = False
     reason: str | None = None
     message: str | None = None
+    phase: str | None = None              # set once terminal (Failed by deadline, or computed Succeeded/Failed)
 
 
-def compute_phase(pod: dict, state: PodState) -> str:
-    """kubelet's getPhase: a container waiting to restart counts as stopped, one never started as waiting."""
+def _init_counts(pod: dict, state: PodState) -> tuple[int, int, bool]:
+    """(pending regular init containers, pending sidecars, a regular init container failed)."""
+    pending = pending_sidecars = 0
+    failed = False
+    for c in pod["spec"].get("initContainers") or []:
+        cs = state.containers.get(c["name"])
+        if is_sidecar(c):
+            if cs is None or (cs.running and not cs.started) or \
+                    (not cs.running and cs.terminated is None and cs.last_terminated is None):
+                pending_sidecars += 1
+            continue
+        if cs is None or cs.running:
+            pending += 1
+        elif cs.terminated is not None:
+            failed |= cs.terminated["exitCode"] != 0
+        elif cs.last_terminated is not None:
+            failed |= cs.last_terminated["exitCode"] != 0
+        else:
+            pending += 1
+    return pending, pending_sidecars, failed
+
+
+def init_done(container: dict, cs: ContainerState | None) -> bool:
+    """A regular init container succeeded; a sidecar has started (or already ran and is restarting)."""
+    if cs is None:
+        return False
+    if is_sidecar(container):
+        return (cs.running and cs.started) or cs.last_terminated is not None or cs.terminated is not None
+    return cs.terminated is not None and cs.terminated["exitCode"] == 0
+
+
+def initialized(pod: dict, state: PodState) -> bool:
+    """Every regular init container succeeded and every sidecar has started."""
+    return all(init_done(c, state.containers.get(c["name"])) for c in pod["spec"].get("initContainers") or [])
+
+
+def compute_phase(pod: dict, state: PodState, terminal: bool = False) -> str:
+    """kubelet's getPhase (with sidecars): a container waiting to restart counts as stopped, one never started as
+    waiting; a failed init container fails the pod under restartPolicy Never."""
+    if state.phase:
+        return state.phase
     spec = pod["spec"]
     policy = spec.get("restartPolicy", "Always")
-    running = waiting = stopped = succeeded = 0
+    pending_init, pending_sidecars, failed_init = _init_counts(pod, state)
+    running = waiting = stopped = succeeded = unknown = 0
+    for c in spec.get("initContainers") or []:
+        cs = state.containers.get(c["name"])
+        if not is_sidecar(c):
+            continue
+        if cs is None:
+            unknown += 1
+        elif cs.running:
+            running += 1
+        elif cs.terminated is None and cs.last_terminated is None:
+            waiting += 1
+    any_app_started = False
     for c in spec["containers"]:
         cs = state.containers.get(c["name"])
         if cs is None:
-            waiting += 1
-        elif cs.running_since is not None:
+            unknown += 1
+            continue
+        any_app_started |= cs.running or cs.terminated is not None or cs.last_terminated is not None
+        if cs.running:
             running += 1
         elif cs.terminated is not None:
             stopped += 1
@@ -81,45 +158,68 @@ def compute_phase(pod: dict, state: PodState) -> str:
             stopped += 1
         else:
             waiting += 1
-    if waiting:
+    if failed_init and policy == "Never":
+        return "Failed"
+    if pending_init or (pending_sidecars and not any_app_started) or waiting:
         return "Pending"
-    if running:
+    if running and not unknown:
         return "Running"
-    if policy == "Always":
-        return "Running"
-    if stopped == succeeded:
-        return "Succeeded"
-    return "Failed" if policy == "Never" else "Running"
+    if not running and stopped and not unknown:
+        if terminal:
+            return "Succeeded" if stopped == succeeded else "Failed"
+        if policy == "Always":
+            return "Running"
+        if stopped == succeeded:
+            return "Succeeded"
+        return "Failed" if policy == "Never" else "Running"
+    return "Pending"
 
 
-def build_status(pod: dict, state: PodState, old: dict) -> dict:
+def build_status(pod: dict, state: PodState, old: dict, now: Callable[[], str] = now_rfc3339) -> dict:
     """The new status, keeping lastTransitionTime of conditions whose value did not change."""
     phase = compute_phase(pod, state)
-    images = {c["name"]: c.get("image", "") for c in pod["spec"]["containers"]}
-    statuses = [state.containers[n].to_status(images[n]) for n in images if n in state.containers]
-    containers_ready = bool(statuses) and all(s["ready"] for s in statuses) and len(statuses) == len(images)
+    spec = pod["spec"]
+    images = {c["name"]: c.get("image", "") for c in spec["containers"]}
+    inits = {c["name"]: c.get("image", "") for c in spec.get("initContainers") or []}
+    pending_init = [c["name"] for c in spec.get("initContainers") or []
+                    if not init_done(c, state.containers.get(c["name"]))]
+    waiting_reason = "PodInitializing" if pending_init else "ContainerCreating"
+
+    def container_status(name: str, image: str, reason: str) -> dict:
+        cs = state.containers.get(name) or ContainerState(name, waiting_reason=reason)
+        return cs.to_status(image)
+    statuses = [container_status(n, image, waiting_reason) for n, image in images.items()]
+    init_statuses = [container_status(n, image, "PodInitializing") for n, image in inits.items()]
+    sidecars = [c["name"] for c in spec.get("initContainers") or [] if is_sidecar(c)]
+    must_be_ready = list(images) + sidecars
+    not_ready = [n for n in must_be_ready if not (n in state.containers and state.containers[n].ready)]
     old_conditions = {c["type"]: c for c in old.get("conditions") or []}
 
-    def condition(ctype: str, ok: bool, reason: str | None = None) -> dict:
+    def condition(ctype: str, ok: bool, reason: str | None = None, message: str | None = None) -> dict:
         value = "True" if ok else "False"
         prev = old_conditions.get(ctype)
         cond = {"type": ctype, "status": value, "lastProbeTime": None,
-                "lastTransitionTime": prev["lastTransitionTime"] if prev and prev["status"] == value
-                else now_rfc3339()}
+                "lastTransitionTime": prev["lastTransitionTime"] if prev and prev["status"] == value else now()}
         if reason and not ok:
             cond["reason"] = reason
+            if message:
+                cond["message"] = message
         return cond
 
-    terminal = phase in ("Succeeded", "Failed")
+    terminal = phase in TERMINAL
+    ready_reason = "PodCompleted" if terminal else "ContainersNotReady"
+    ready_message = None if terminal else f"containers with unready status: [{' '.join(not_ready)}]"
     status = {
         "phase": phase,
         "conditions": [
-            condition("PodReadyToStartContainers", state.sandbox_ready),
-            condition("Initialized", True),
-            condition("ContainersReady", containers_ready and not terminal, "ContainersNotReady"),
-            condition("Ready", containers_ready and not terminal, "ContainersNotReady"),
-            condition("PodScheduled", True),
+            condition("PodReadyToStartContainers", state.sandbox_ready and not terminal),
+            condition("Initialized", not pending_init, "ContainersNotInitialized",
+                      f"containers with incomplete status: [{' '.join(pending_init)}]"),
+            condition("ContainersReady", not not_ready and not terminal, ready_reason, ready_message),
+            condition("Ready", not not_ready and not terminal, ready_reason, ready_message),
+            old_conditions.get("PodScheduled") or condition("PodScheduled", True),
         ],
+        "initContainerStatuses": init_statuses or None,
         "containerStatuses": statuses,
         "qosClass": old.get("qosClass"),
     }
@@ -138,22 +238,52 @@ def build_status(pod: dict, state: PodState, old: dict) -> dict:
 
 
 class StatusManager:
-    """Writes pod status back to the store only when it changed (a compare-and-swap on the pod)."""
+    """Writes pod status back to the store only when it changed (a compare-and-swap on the pod).
 
-    def __init__(self, client: Client) -> None:
+    Like kubelet's status manager it remembers what it last wrote per pod and skips the store while the freshly
+    computed status is the same, but compares with the store at least every `recheck` seconds (someone else may
+    have changed the status). A static pod's status goes to its mirror pod: same name, matched by the config hash
+    instead of the uid."""
+
+    def __init__(self, client: Client, recheck: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
+        self.recheck = recheck
+        self.clock = clock
+        self._written: dict[str, tuple[dict, float]] = {}   # uid -> (status, when it was compared with the store)
+        self._lock = threading.Lock()
 
-    def write(self, pod: dict, state: PodState, qos_class: str) -> dict | None:
+    def write(self, pod: dict, state: PodState, qos_class: str) -> None:
         meta = pod["metadata"]
+        mirror_of = (meta.get("annotations") or {}).get("kubernetes.io/config.hash")
+        with self._lock:
+            cached, checked = self._written.get(meta["uid"], (None, 0.0))
+        if cached is not None and self.clock() - checked < self.recheck:
+            fresh = dict(build_status(pod, state, cached), qosClass=qos_class)
+            if fresh == cached:
+                return
+
+        def same_pod(live: dict) -> bool:
+            if mirror_of:
+                return (live["metadata"].get("annotations") or {}).get("kubernetes.io/config.mirror") == mirror_of
+            return live["metadata"].get("uid") == meta["uid"]
 
         def mutate(live: dict) -> bool | None:
-            if live["metadata"].get("uid") != meta["uid"]:
+            if not same_pod(live):
                 return False
             old = live.get("status") or {}
-            new = build_status(live, state, old)
+            new = build_status(pod if mirror_of else live, state, old)
             new["qosClass"] = qos_class
-            if old.get("phase") in ("Succeeded", "Failed") and new["phase"] != old["phase"]:
+            if old.get("phase") in TERMINAL and new["phase"] != old["phase"]:
                 return False   # terminal phases never change
             live["status"] = new
             return None
-        return self.client.mutate("Pod", meta["namespace"], meta["name"], mutate)
+        result = self.client.mutate("Pod", meta["namespace"], meta["name"], mutate)
+        with self._lock:
+            if result is not None and same_pod(result):
+                self._written[meta["uid"]] = (result.get("status") or {}, self.clock())
+            else:
+                self._written.pop(meta["uid"], None)
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            self._written.pop(uid, None)

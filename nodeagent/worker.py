@@ -1,17 +1,22 @@
 """The pod worker: one thread per pod driving its sandbox and containers toward the spec (kubelet's podWorkers +
-SyncPod). It restarts containers under the restart policy with upstream's back-off and reports through the status
-manager; the runtime does the kernel work."""
+SyncPod). Init containers run in order, sidecars start before and stop after the app containers, containers
+restart under the restart policy with upstream's back-off, probe results (from the prober manager) restart
+containers or flip readiness, and everything is reported through the status manager; the runtime does the kernel
+work. The ExitWatcher (PLEG's role for exits) wakes a worker the moment one of its containers exits."""
 from __future__ import annotations
 
 import logging
+import os
+import select
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from nodeagent import volumes
 from nodeagent.env import EnvError, container_argv, container_env
 from nodeagent.podfiles import standard_mounts
-from nodeagent.status import ContainerState, PodState, rfc3339
+from nodeagent.status import (TERMINAL, ContainerState, PodState, compute_phase, init_done, is_sidecar,
+                              parse_rfc3339, rfc3339)
 from runtime import qos
 from runtime.container import ContainerProcess, ExitStatus
 from runtime.process import StartError
@@ -21,6 +26,39 @@ if TYPE_CHECKING:
     from nodeagent.agent import NodeAgent
 
 log = logging.getLogger(__name__)
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
+
+
+class ExitWatcher:
+    """Calls back when a process exits (pidfd + epoll), for shims the agent started and ones it re-adopted."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._callbacks: dict[int, Callable[[], None]] = {}
+        self._lock = threading.Lock()
+        threading.Thread(target=self._run, name="exit-watcher", daemon=True).start()
+
+    def watch(self, pid: int, callback: Callable[[], None]) -> None:
+        try:
+            fd = os.pidfd_open(pid)
+        except (ProcessLookupError, OSError):
+            callback()
+            return
+        with self._lock:
+            self._callbacks[fd] = callback
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def _run(self) -> None:
+        while True:
+            for fd, _ in self._epoll.poll():
+                with self._lock:
+                    callback = self._callbacks.pop(fd, None)
+                try:
+                    self._epoll.unregister(fd)
+                finally:
+                    os.close(fd)
+                if callback:
+                    callback()
 
 
 class PodWorker:
@@ -32,7 +70,7 @@ class PodWorker:
         self.state = PodState(host_ip=agent.config.node_ip)
         self.sandbox: Sandbox | None = None
         self.procs: dict[str, ContainerProcess] = {}
-        self.deleted = False
+        self.terminate_grace: float | None = None   # set: stop the pod with this grace, then finish
         self.finished = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -42,41 +80,71 @@ class PodWorker:
     def start(self) -> None:
         self._thread.start()
 
+    def wake(self) -> None:
+        self._wake.set()
+
     def update(self, pod: dict | None) -> None:
-        """A new desired state (None: the object is gone, e.g. force-deleted)."""
+        """A new desired state (None: the object is gone, e.g. force-deleted: stop at once)."""
         with self._lock:
             if pod is None:
-                self.deleted = True
+                self.terminate_grace = 0.0
             else:
                 self.pod = pod
         self._wake.set()
 
+    def terminate(self, grace: float) -> None:
+        """Stop the pod (e.g. its static manifest was removed) and finish."""
+        with self._lock:
+            self.terminate_grace = grace if self.terminate_grace is None else min(grace, self.terminate_grace)
+        self._wake.set()
+
     def adopt(self) -> None:
-        """Pick up what a previous agent left running: sandbox, container processes, restart counts."""
+        """Pick up what a previous agent left: sandbox, running containers (same PIDs, restart counts, readiness),
+        and exits that happened while no agent was watching (recorded by the shims)."""
         runtime = self.agent.runtime
+        status = self.pod.get("status") or {}
+        if status.get("phase") in TERMINAL:   # finished before: never run again
+            self.state.phase = status["phase"]
+            self.state.reason, self.state.message = status.get("reason"), status.get("message")
         sandbox = runtime.sandbox(self.pod)
         if sandbox is None:
             return
         self.sandbox = sandbox
-        status = self.pod.get("status") or {}
+        self.agent.exit_watcher.watch(sandbox.holder_pid, self.wake)
         self.state.pod_ip = status.get("podIP")
         self.state.sandbox_ready = sandbox.alive() and bool(self.state.pod_ip)
         self.state.start_time = sandbox.created
-        previous = {s["name"]: s for s in status.get("containerStatuses") or []}
-        for c in self.pod["spec"]["containers"]:
+        previous = {s["name"]: s for s in (status.get("containerStatuses") or []) +
+                    (status.get("initContainerStatuses") or [])}
+        for c in self._all_containers(self.pod):
             proc = ContainerProcess.latest(runtime.container_dir(self.pod, c["name"]), c["name"])
-            if proc is None:
-                continue
-            cs = ContainerState(c["name"], restart_count=proc.attempt, waiting_reason=None)
-            prev = previous.get(c["name"]) or {}
-            cs.last_terminated = (prev.get("lastState") or {}).get("terminated")
-            cs.started = bool(prev.get("started"))
-            self.procs[c["name"]] = proc
-            if proc.exit_status() is None:
-                cs.running_since = proc.started
-            self.state.containers[c["name"]] = cs
+            if proc is not None:
+                self.state.containers[c["name"]] = self._adopt_container(c, proc, previous.get(c["name"]) or {})
         log.info("adopted %s: sandbox pid %s, containers %s", self.name, sandbox.holder_pid,
                  {n: p.pid for n, p in self.procs.items()})
+
+    def _adopt_container(self, container: dict, proc: ContainerProcess, prev: dict) -> ContainerState:
+        name = container["name"]
+        cs = ContainerState(name, restart_count=proc.attempt, waiting_reason=None)
+        cs.last_terminated = (prev.get("lastState") or {}).get("terminated")
+        exit_status = proc.exit_status()
+        attempt_id = f"kemu://{name}-{proc.attempt}"
+        if exit_status is None:
+            reported = (prev.get("state") or {}).get("running", {}).get("startedAt")
+            cs.running_since = parse_rfc3339(reported) if reported and prev.get("containerID") == attempt_id \
+                else proc.started   # what the status said stays said
+            cs.started = bool(prev.get("started"))
+            self._track(container, proc, was_ready=bool(prev.get("ready")), was_started=cs.started)
+            return cs
+        recorded_state = (prev.get("state") or {}).get("terminated")
+        if recorded_state and recorded_state.get("containerID") == attempt_id:   # finished for good, seen
+            cs.terminated = dict(recorded_state, _finished=exit_status.finished)
+        elif cs.last_terminated and cs.last_terminated.get("containerID") == attempt_id:   # seen, restarting
+            cs.last_terminated = dict(cs.last_terminated, _finished=exit_status.finished)
+            cs.waiting_reason = ((prev.get("state") or {}).get("waiting") or {}).get("reason")
+        else:   # exited while no agent was watching: recorded on the first sync
+            self.procs[name] = proc
+        return cs
 
     # ---- the loop ----------------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -88,104 +156,174 @@ class PodWorker:
                 delay = 1.0
             if self.finished.is_set():
                 return
-            self._wake.wait(min(delay, self.agent.config.sync_frequency))
+            self._wake.wait(max(0.0, min(delay, self.agent.config.sync_frequency)))
             self._wake.clear()
 
     def _sync(self) -> float:
         with self._lock:
-            pod, deleted = self.pod, self.deleted
-        if deleted or pod["metadata"].get("deletionTimestamp"):
-            grace = 0 if deleted else pod["metadata"].get("deletionGracePeriodSeconds",
-                                                          pod["spec"].get("terminationGracePeriodSeconds", 30))
-            self._terminate(pod, float(grace))
-            if not deleted:
-                self.agent.client.delete("Pod", pod["metadata"]["namespace"], pod["metadata"]["name"])
+            pod, grace = self.pod, self.terminate_grace
+        meta = pod["metadata"]
+        if grace is not None or meta.get("deletionTimestamp"):
+            if grace is None:
+                grace = float(meta.get("deletionGracePeriodSeconds",
+                                       pod["spec"].get("terminationGracePeriodSeconds", 30)))
+            self._terminate(pod, grace)
+            if self.terminate_grace is None:
+                self.agent.pod_terminated(pod)
             self.finished.set()
             return 0
-        phase = (pod.get("status") or {}).get("phase")
-        if phase in ("Succeeded", "Failed"):
-            if self.sandbox is not None:
-                self.agent.runtime.stop_sandbox(pod, self.sandbox)
-                self.sandbox = None
+        if self.state.phase in TERMINAL:
+            if self.procs or self.sandbox is not None:
+                self._stop_everything(pod, 0)
+                self._write_status(pod)
             return 60.0
+        deadline = self._deadline(pod)
+        if deadline is not None and deadline <= 0:
+            self._deadline_exceeded(pod)
+            return 0
         if not self._ensure_sandbox(pod):
             self._write_status(pod)
             return 2.0
-        next_sync = self.agent.config.sync_frequency
         try:
             volumes.refresh(pod, self.agent.runtime.pod_dir(pod), self.agent.lookup)
         except volumes.VolumeError as exc:
             log.warning("%s: %s", self.name, exc)
-        for container in pod["spec"]["containers"]:
-            next_sync = min(next_sync, self._sync_container(pod, container))
+        next_sync = self.agent.config.sync_frequency if deadline is None else \
+            min(deadline, self.agent.config.sync_frequency)
+        self._observe(pod)
+        done, delay = self._sync_init_containers(pod)
+        next_sync = min(next_sync, delay)
+        if done:
+            policy = pod["spec"].get("restartPolicy", "Always")
+            for container in pod["spec"]["containers"]:
+                next_sync = min(next_sync, self._sync_container(pod, container, policy))
+            if all(self.state.containers[c["name"]].terminated is not None for c in pod["spec"]["containers"]):
+                self._stop_sidecars(pod)
+        phase = compute_phase(pod, self.state)
+        if phase in TERMINAL:
+            self.state.phase = phase
+            self._stop_everything(pod, float(pod["spec"].get("terminationGracePeriodSeconds", 30)))
         self._write_status(pod)
         return next_sync
 
-    def _ensure_sandbox(self, pod: dict) -> bool:
-        runtime = self.agent.runtime
-        if self.sandbox is not None and self.sandbox.alive():
-            return True
-        attempt = 0
-        if self.sandbox is not None:   # the holder died: kubelet kills the containers and makes a new sandbox
-            attempt = self.sandbox.attempt + 1
-            self.agent.events.record(pod, "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and "
-                                                                      "re-created.")
-            self._kill_containers(pod, 0)
-            runtime.stop_sandbox(pod, self.sandbox)
-            self.sandbox = None
-            self.state.sandbox_ready = False
-        try:
-            self.sandbox, network = runtime.run_sandbox(pod, attempt)
-        except Exception as exc:
-            msg = f"Failed to create pod sandbox: {exc}"
-            log.warning("%s: %s", self.name, msg)
-            self.agent.events.record(pod, "Warning", "FailedCreatePodSandBox", msg)
-            return False
-        try:
-            volumes.prepare(pod, runtime.pod_dir(pod), self.agent.lookup)
-        except volumes.VolumeError as exc:
-            self.agent.events.record(pod, "Warning", "FailedMount", str(exc))
-        self.state.pod_ip = network.ip
-        self.state.sandbox_ready = True
-        self.state.start_time = self.state.start_time or time.time()
-        return True
+    @staticmethod
+    def _all_containers(pod: dict) -> list[dict]:
+        return list(pod["spec"].get("initContainers") or []) + list(pod["spec"]["containers"])
 
-    def _sync_container(self, pod: dict, container: dict) -> float:
-        """Start, watch or restart one container; returns seconds until it needs attention again."""
+    # ---- observing running containers --------------------------------------------------------------------------
+    def _observe(self, pod: dict) -> None:
+        """Record exits; kill containers whose liveness or startup probe failed; take readiness."""
+        specs = {c["name"]: c for c in self._all_containers(pod)}
+        policy = pod["spec"].get("restartPolicy", "Always")
+        for name, proc in list(self.procs.items()):
+            cs = self.state.containers.setdefault(name, ContainerState(name))
+            status = proc.exit_status()
+            probe_kill = None
+            if status is None:
+                key = (self.uid, name)
+                probe_kill = self.agent.prober.failed(key)
+                if probe_kill is None:
+                    cs.started = self.agent.prober.started(key)
+                    cs.ready = cs.started and self.agent.prober.ready(key)
+                    continue
+                status = self._kill_for_probe(pod, specs[name], proc, probe_kill, policy)
+            self._record_exit(pod, specs[name], cs, proc, status, probe_kill)
+            del self.procs[name]
+            self.agent.prober.remove_container(self.uid, name)
+
+    def _kill_for_probe(self, pod: dict, container: dict, proc: ContainerProcess, kind: str,
+                        policy: str) -> ExitStatus:
+        restarts = is_sidecar(container) or policy == "Always" or policy == "OnFailure"
+        message = f"Container {container['name']} failed {kind} probe" + (", will be restarted" if restarts else "")
+        self.agent.events.record(pod, "Normal", "Killing", message)
+        probe = container.get(f"{kind}Probe") or {}
+        grace = probe.get("terminationGracePeriodSeconds", pod["spec"].get("terminationGracePeriodSeconds", 30))
+        self.agent.runtime.stop_container(pod, proc, float(grace))
+        return proc.exit_status() or ExitStatus(137, 9, proc.started, time.time())
+
+    def _record_exit(self, pod: dict, container: dict, cs: ContainerState, proc: ContainerProcess,
+                     status: ExitStatus, probe_kill: str | None = None) -> None:
+        oom = self.agent.runtime.oom_kills(pod, container["name"]) > 0
+        if status.start_error:
+            reason, code = "StartError", 128
+        elif oom and status.exit_code != 0:
+            reason, code = "OOMKilled", status.exit_code
+        else:
+            reason, code = ("Completed" if status.exit_code == 0 else "Error"), status.exit_code
+        terminated = {"exitCode": code, "reason": reason, "startedAt": rfc3339(status.started),
+                      "finishedAt": rfc3339(status.finished), "containerID": f"kemu://{container['name']}-"
+                                                                            f"{proc.attempt}",
+                      "_finished": status.finished}
+        if status.signal:
+            terminated["signal"] = status.signal
+        message = status.start_error or proc.termination_message(container.get("terminationMessagePolicy", "File"))
+        if message:
+            terminated["message"] = message
+        if probe_kill:
+            terminated["_probe_kill"] = probe_kill
+        if reason == "OOMKilled":
+            self.agent.events.record(pod, "Warning", "OOMKilling", f"Container {container['name']} was OOM-killed "
+                                                                   "(memory limit reached)")
+        cs.running_since = None
+        cs.ready = False
+        self._set_last(cs, terminated)
+
+    @staticmethod
+    def _set_last(cs: ContainerState, terminated: dict) -> None:
+        cs.previous_terminated = cs.last_terminated
+        cs.last_terminated = terminated
+        cs.waiting_reason = "ContainerCreating"
+
+    # ---- starting and restarting -------------------------------------------------------------------------------
+    def _sync_init_containers(self, pod: dict) -> tuple[bool, float]:
+        """Run init containers in order (sidecars: start and keep running). (all done, seconds to next sync)"""
+        delay = self.agent.config.sync_frequency
+        pod_policy = pod["spec"].get("restartPolicy", "Always")
+        for c in pod["spec"].get("initContainers") or []:
+            cs = self.state.containers.get(c["name"])
+            if is_sidecar(c):
+                delay = min(delay, self._sync_container(pod, c, "Always"))
+                if not init_done(c, self.state.containers.get(c["name"])):
+                    return False, delay
+                continue
+            if init_done(c, cs):
+                continue
+            delay = min(delay, self._sync_container(pod, c, "Never" if pod_policy == "Never" else "OnFailure"))
+            return False, delay
+        return True, delay
+
+    def _sync_container(self, pod: dict, container: dict, policy: str) -> float:
+        """Start or restart one container under `policy`; returns seconds until it needs attention again."""
         name = container["name"]
         cs = self.state.containers.setdefault(name, ContainerState(name))
-        proc = self.procs.get(name)
-        if proc is not None:
-            status = proc.exit_status()
-            if status is None:
-                cs.ready = True   # no readiness probe: ready once running (probes: nodeagent.prober)
-                cs.started = True
-                return self.agent.config.sync_frequency
-            self._record_exit(pod, container, cs, proc, status)
-            del self.procs[name]
+        if name in self.procs:
+            return self.agent.config.sync_frequency
         if cs.terminated is not None:
             return 60.0
-        policy = pod["spec"].get("restartPolicy", "Always")
         last = cs.last_terminated
         if last is not None:
             if policy == "Never" or (policy == "OnFailure" and last["exitCode"] == 0):
                 cs.terminated, cs.last_terminated = last, cs.previous_terminated
                 cs.waiting_reason = None
                 return 60.0
-            key = f"{self.uid}/{name}"
-            wait = self.agent.backoff.remaining(key, last["_finished"])
-            if wait > 0:
-                if cs.waiting_reason != "CrashLoopBackOff":
-                    self.agent.events.record(pod, "Warning", "BackOff", "Back-off restarting failed container "
-                                                                        f"{name} in pod {pod['metadata']['name']}")
-                cs.waiting_reason = "CrashLoopBackOff"
-                cs.waiting_message = (f"back-off {int(self.agent.backoff.current(key))}s restarting failed "
-                                      f"container={name} pod={pod['metadata']['name']}")
-                return wait
-            self.agent.backoff.next(key, last["_finished"])
+            # kubelet measures back-off from the newest *exited* attempt; after a probe kill that is the one before
+            since = cs.previous_terminated if last.get("_probe_kill") else last
+            if since is not None:
+                key = f"{self.uid}/{name}"
+                wait = self.agent.backoff.remaining(key, finished_at(since))
+                if wait > 0:
+                    if cs.waiting_reason != "CrashLoopBackOff":
+                        self.agent.events.record(pod, "Warning", "BackOff",
+                                                 f"Back-off restarting failed container {name} in pod "
+                                                 f"{pod['metadata']['name']}")
+                    cs.waiting_reason = "CrashLoopBackOff"
+                    cs.waiting_message = (f"back-off {self.agent.backoff.current(key):g}s restarting failed "
+                                          f"container={name} pod={pod['metadata']['name']}")
+                    return wait
+                self.agent.backoff.next(key, finished_at(since))
             cs.restart_count += 1
         self._start_container(pod, container, cs)
-        return 0.05 if cs.running_since else 1.0
+        return self.agent.config.sync_frequency if name in self.procs else 1.0
 
     def _start_container(self, pod: dict, container: dict, cs: ContainerState) -> None:
         agent = self.agent
@@ -200,55 +338,61 @@ class PodWorker:
             agent.events.record(pod, "Warning", "Failed", f"Error: {exc}")
             return
         oom_adj = qos.oom_score_adj(pod, container, agent.memory_capacity)
+        image = container.get("image") or "host"
+        agent.events.record(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
         try:
             proc = agent.runtime.start_container(pod, container, self.sandbox, cs.restart_count, argv, env, mounts,
                                                  oom_adj)
         except StartError as exc:
             now = time.time()
             self._set_last(cs, {"exitCode": 128, "reason": "StartError", "message": str(exc),
-                                "startedAt": rfc3339(now), "finishedAt": rfc3339(now), "_finished": now})
-            agent.events.record(pod, "Warning", "Failed", f"Error: {exc}")
+                                "startedAt": rfc3339(now), "finishedAt": rfc3339(now), "_finished": now,
+                                "containerID": f"kemu://{container['name']}-{cs.restart_count}"})
+            agent.events.record(pod, "Warning", getattr(exc, "event_reason", "Failed"), f"Error: {exc}")
             return
-        self.procs[container["name"]] = proc
         cs.running_since = proc.started
         cs.waiting_reason = cs.waiting_message = None
         agent.events.record(pod, "Normal", "Created", f"Created container {container['name']}")
         agent.events.record(pod, "Normal", "Started", f"Started container {container['name']}")
+        self._track(container, proc)
+        cs.started = agent.prober.started((self.uid, container["name"]))
+        cs.ready = cs.started and agent.prober.ready((self.uid, container["name"]))
 
-    def _record_exit(self, pod: dict, container: dict, cs: ContainerState, proc: ContainerProcess,
-                     status: ExitStatus) -> None:
-        oom = self.agent.runtime.oom_kills(pod, container["name"]) > 0
-        if status.start_error:
-            reason, code = "StartError", 128
-        elif oom and status.exit_code != 0:
-            reason, code = "OOMKilled", status.exit_code
-        else:
-            reason, code = ("Completed" if status.exit_code == 0 else "Error"), status.exit_code
-        terminated = {"exitCode": code, "reason": reason, "startedAt": rfc3339(status.started),
-                      "finishedAt": rfc3339(status.finished), "containerID": f"kemu://{container['name']}-"
-                                                                            f"{proc.attempt}",
-                      "_finished": status.finished}
-        if status.signal:
-            terminated["signal"] = status.signal
-        if status.start_error:
-            terminated["message"] = status.start_error
-        if reason == "OOMKilled":
-            self.agent.events.record(pod, "Warning", "OOMKilling", f"Container {container['name']} was OOM-killed "
-                                                                   "(memory limit reached)")
-        cs.running_since = None
-        cs.ready = False
-        self._set_last(cs, terminated)
+    def _track(self, container: dict, proc: ContainerProcess, was_ready: bool = False,
+               was_started: bool = False) -> None:
+        """Watch a running attempt: its exit wakes this worker; its probes start."""
+        self.procs[container["name"]] = proc
+        runtime, pod = self.agent.runtime, self.pod
 
-    @staticmethod
-    def _set_last(cs: ContainerState, terminated: dict) -> None:
-        cs.previous_terminated = cs.last_terminated
-        cs.last_terminated = terminated
-        cs.waiting_reason = "ContainerCreating"
+        def exec_fn(argv: list[str], timeout: float) -> tuple[int, str]:
+            return runtime.exec_in(pod, container, proc, argv, timeout)
+        self.agent.prober.add_container(pod, container, exec_fn, self.state.pod_ip or "", proc.started,
+                                        was_ready=was_ready, was_started=was_started)
+        self.agent.exit_watcher.watch(proc.shim_pid or proc.pid, self.wake)
 
-    # ---- stopping ----------------------------------------------------------------------------------------------
-    def _kill_containers(self, pod: dict, grace: float) -> None:
+    # ---- deadlines and stopping --------------------------------------------------------------------------------
+    def _deadline(self, pod: dict) -> float | None:
+        """Seconds left of activeDeadlineSeconds (None: no deadline)."""
+        ads = pod["spec"].get("activeDeadlineSeconds")
+        if ads is None or self.state.start_time is None:
+            return None
+        return self.state.start_time + float(ads) - time.time()
+
+    def _deadline_exceeded(self, pod: dict) -> None:
+        self.agent.events.record(pod, "Normal", "DeadlineExceeded", DEADLINE_MESSAGE)
+        self.state.phase, self.state.reason, self.state.message = "Failed", "DeadlineExceeded", DEADLINE_MESSAGE
+        self._stop_everything(pod, float(pod["spec"].get("terminationGracePeriodSeconds", 30)))
+        self._write_status(pod)
+
+    def _kill(self, pod: dict, names: list[str], grace: float) -> None:
+        """Stop these running containers in parallel with `grace`, recording how they ended (no restart)."""
+        specs = {c["name"]: c for c in self._all_containers(pod)}
         threads = []
-        for name, proc in list(self.procs.items()):
+        for name in names:
+            proc = self.procs.get(name)
+            if proc is None:
+                continue
+            self.agent.prober.remove_container(self.uid, name)
             if proc.exit_status() is None:
                 self.agent.events.record(pod, "Normal", "Killing", f"Stopping container {name}")
                 t = threading.Thread(target=self.agent.runtime.stop_container, args=(pod, proc, grace))
@@ -256,15 +400,80 @@ class PodWorker:
                 threads.append(t)
         for t in threads:
             t.join()
-        self.procs.clear()
+        for name in names:
+            proc = self.procs.pop(name, None)
+            if proc is None:
+                continue
+            cs = self.state.containers.setdefault(name, ContainerState(name))
+            self._record_exit(pod, specs[name], cs, proc,
+                              proc.exit_status() or ExitStatus(137, 9, proc.started, time.time()))
+            cs.terminated, cs.last_terminated = cs.last_terminated, cs.previous_terminated
+            cs.waiting_reason = None
+
+    def _stop_sidecars(self, pod: dict, grace: float | None = None) -> None:
+        """Every regular container is done: stop the sidecars, in reverse order (kubelet: at least 2 s each)."""
+        if grace is None:
+            grace = float(pod["spec"].get("terminationGracePeriodSeconds", 30))
+        for c in reversed(pod["spec"].get("initContainers") or []):
+            if is_sidecar(c) and c["name"] in self.procs:
+                self._kill(pod, [c["name"]], max(grace, 2.0))
+
+    def _stop_everything(self, pod: dict, grace: float) -> None:
+        """App containers first, then sidecars (within what is left of the grace), then the sandbox."""
+        deadline = time.monotonic() + grace
+        self._kill(pod, [c["name"] for c in pod["spec"]["containers"]], grace)
+        self._kill(pod, [c["name"] for c in pod["spec"].get("initContainers") or [] if not is_sidecar(c)], grace)
+        self._stop_sidecars(pod, max(0.0, deadline - time.monotonic()))
+        if self.sandbox is not None:
+            self.agent.runtime.stop_sandbox(pod, self.sandbox)
+            self.sandbox = None
+            self.state.sandbox_ready = False
 
     def _terminate(self, pod: dict, grace: float) -> None:
-        self._kill_containers(pod, grace)
+        self._stop_everything(pod, grace)
+        self.agent.prober.remove_pod(self.uid)
+        self.agent.backoff.forget(f"{self.uid}/")
         self.agent.runtime.remove_pod(pod)
-        self.sandbox = None
+
+    def _ensure_sandbox(self, pod: dict) -> bool:
+        runtime = self.agent.runtime
+        if self.sandbox is not None and self.sandbox.alive():
+            return True
+        attempt = 0
+        if self.sandbox is not None:   # the holder died: kubelet kills the containers and makes a new sandbox
+            attempt = self.sandbox.attempt + 1
+            self.agent.events.record(pod, "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and "
+                                                                      "re-created.")
+            for proc in self.procs.values():
+                runtime.stop_container(pod, proc, 0)
+            self._observe(pod)   # records the exits; the containers restart in the new sandbox
+            runtime.stop_sandbox(pod, self.sandbox)
+            self.sandbox = None
+            self.state.sandbox_ready = False
+        try:
+            self.sandbox, network = runtime.run_sandbox(pod, attempt)
+        except Exception as exc:
+            msg = f"Failed to create pod sandbox: {exc}"
+            log.warning("%s: %s", self.name, msg)
+            self.agent.events.record(pod, "Warning", "FailedCreatePodSandBox", msg)
+            return False
+        try:
+            volumes.prepare(pod, runtime.pod_dir(pod), self.agent.lookup)
+        except volumes.VolumeError as exc:
+            self.agent.events.record(pod, "Warning", "FailedMount", str(exc))
+        self.agent.exit_watcher.watch(self.sandbox.holder_pid, self.wake)   # a dead holder: a new sandbox at once
+        self.state.pod_ip = network.ip
+        self.state.sandbox_ready = True
+        self.state.start_time = self.state.start_time or time.time()
+        return True
 
     def _write_status(self, pod: dict) -> None:
         self.agent.status.write(pod, self.state, qos.qos_class(pod))
+
+
+def finished_at(terminated: dict) -> float:
+    """When an attempt finished, to the sub-second when this agent saw it (re-adopted: from the status)."""
+    return terminated.get("_finished") or parse_rfc3339(terminated["finishedAt"])
 
 
 def pod_with_ip(pod: dict, state: PodState) -> dict:
@@ -272,4 +481,3 @@ def pod_with_ip(pod: dict, state: PodState) -> dict:
     status = dict(pod.get("status") or {}, podIP=state.pod_ip or "", hostIP=state.host_ip or "",
                   podIPs=[{"ip": state.pod_ip}] if state.pod_ip else [])
     return dict(pod, status=status)
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .ruleset import Chain, Ruleset, SetDef
 
@@ -20,8 +20,7 @@ class NftError(RuntimeError):
     """A transaction was rejected; nothing of it was applied."""
 
 
-@dataclass(frozen=True)
-class Op:
+class Op(NamedTuple):
     """One operation: verb in add/flush/delete, kind in table/chain/rule/set/element."""
 
     verb: str
@@ -31,6 +30,11 @@ class Op:
     key: str | None = None          # element key
     value: str | None = None        # element value (maps)
     is_map: bool = False
+    items: tuple | list | None = None  # many elements at once: [(key, value|None), ...]
+
+    def elements(self) -> list[tuple[str, str | None]]:
+        """(key, value) pairs of an element op."""
+        return list(self.items) if self.items is not None else [(self.key or "", self.value)]
 
 
 @dataclass
@@ -45,7 +49,8 @@ class Transaction:
         self.ops.append(op)
 
     def __len__(self) -> int:
-        return len(self.ops)
+        """Number of operations, counting each element of a batched element op."""
+        return sum(len(op.items) if op.items is not None else 1 for op in self.ops)
 
     def render(self) -> str:
         """nft script; consecutive element ops on one set are merged into one command."""
@@ -60,8 +65,12 @@ class Transaction:
                 items = []
                 while j < len(ops) and ops[j].kind == "element" and ops[j].verb == op.verb and ops[j].name == op.name:
                     o = ops[j]
-                    items.append(f"{o.key} : {o.value}" if (o.verb == "add" and o.value is not None) else o.key)
+                    for k, v in o.elements():
+                        items.append(f"{k} : {v}" if (o.verb == "add" and v is not None) else k)
                     j += 1
+                if not items:
+                    i = j
+                    continue
                 lines.append(f"{op.verb} element {t} {op.name} {{ {', '.join(items)} }}")
                 i = j
                 continue
@@ -83,7 +92,8 @@ class Transaction:
         """How many operations of each kind."""
         out: dict[str, int] = {}
         for op in self.ops:
-            out[f"{op.verb} {op.kind}"] = out.get(f"{op.verb} {op.kind}", 0) + 1
+            n = len(op.items) if op.items is not None else 1
+            out[f"{op.verb} {op.kind}"] = out.get(f"{op.verb} {op.kind}", 0) + n
         return out
 
 
@@ -122,6 +132,7 @@ _REF = re.compile(r"@([A-Za-z0-9_./:-]+)")
 _JUMP = re.compile(r"\b(?:goto|jump) ([A-Za-z0-9_./:-]+)")
 _NUMGEN_MAP = re.compile(r"numgen random mod (\d+) offset (\d+) map @(\S+)")
 _DNAT_TO = re.compile(r"dnat to ([0-9.]+):(\d+)")
+_SHARED_MAP = re.compile(r"dnat ip addr \. port to (ip daddr \. )?\w+ dport \. numgen random mod (\d+) map @(\S+)")
 
 
 @dataclass
@@ -229,17 +240,18 @@ class FakeNft:
             if op.name not in t.sets:
                 fail("No such file or directory (set)")
             elems = t.elements[op.name]
-            if op.verb == "add":
-                if op.key in elems and elems[op.key] != op.value:
-                    fail("File exists (element with another value)")
-                for target in _JUMP.findall(op.value or ""):
-                    if target not in t.chains:
-                        fail(f"No such file or directory (chain {target})")
-                elems[op.key] = op.value
-            elif op.verb == "delete":
-                if op.key not in elems:
-                    fail("No such file or directory (element)")
-                del elems[op.key]
+            for key, value in op.elements():
+                if op.verb == "add":
+                    if key in elems and elems[key] != value:
+                        fail(f"File exists (element {key} with another value)")
+                    for target in _JUMP.findall(value or ""):
+                        if target not in t.chains:
+                            fail(f"No such file or directory (chain {target})")
+                    elems[key] = value
+                elif op.verb == "delete":
+                    if key not in elems:
+                        fail(f"No such file or directory (element {key})")
+                    del elems[key]
 
     @staticmethod
     def _chain_referenced(t: _Table, name: str) -> bool:
@@ -290,8 +302,9 @@ class FakeNft:
         k = f"{proto} . {port}"
         return t.elements["service-nodeports"].get(k) or t.elements["no-endpoint-nodeports"].get(k)
 
-    def dnat_targets(self, verdict_or_chain: str | None, table: str = "kemu-proxy") -> set[str]:
-        """Every ip:port a packet sent to this verdict/chain may be DNATed to (follows goto/jump)."""
+    def dnat_targets(self, verdict_or_chain: str | None, daddr: str | None = None, dport: int | None = None,
+                     table: str = "kemu-proxy") -> set[str]:
+        """Every ip:port a packet to daddr:dport sent to this verdict/chain may be DNATed to (follows goto/jump)."""
         if not verdict_or_chain:
             return set()
         t = self.table(table)
@@ -311,6 +324,13 @@ class FakeNft:
                     for i in range(off, off + n):
                         v = t.elements[emap].get(str(i))
                         out.add(v.replace(" . ", ":") if v else f"<missing {emap}[{i}]>")
+                m = _SHARED_MAP.search(r)
+                if m:
+                    n, emap = int(m.group(2)), m.group(3)
+                    for i in range(n):
+                        k = f"{daddr} . {dport} . {i}" if m.group(1) else f"{dport} . {i}"
+                        v = t.elements[emap].get(k)
+                        out.add(v.replace(" . ", ":") if v else f"<missing {emap}[{k}]>")
                 m = _DNAT_TO.search(r)
                 if m:
                     out.add(f"{m.group(1)}:{m.group(2)}")
@@ -349,9 +369,8 @@ def full_transaction(rs: Ruleset, recreate: bool, stale_chains: tuple[str, ...] 
         for r in c.rules:
             tx.add(Op("add", "rule", c.name, r))
     for set_name, elems in rs.elements.items():
-        s = rs.sets[set_name]
-        for k, v in elems.items():
-            tx.add(Op("add", "element", set_name, key=k, value=v, is_map=s.is_map))
+        if elems:
+            tx.add(Op("add", "element", set_name, is_map=rs.sets[set_name].is_map, items=list(elems.items())))
     if not recreate:
         for name in stale_chains:
             tx.add(Op("add", "chain", name))

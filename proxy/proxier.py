@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .nft import NftBackend, NftError, Op, Transaction, full_transaction
-from .ruleset import (Fragment, ProxyNode, Ruleset, SequentialAllocator, SetDef, UdpPort,
+from .ruleset import (Chain, Fragment, ProxyNode, Ruleset, SequentialAllocator, SetDef, UdpPort,
                       base_ruleset, build_fragment, service_key)
 
 log = logging.getLogger("kemu.proxy")
@@ -44,6 +44,11 @@ def run_conntrack(args: list[str]) -> None:
                        timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:  # pragma: no cover - tool missing
         log.warning("conntrack %s failed: %s", args, e)
+
+
+def _delete_order(chain: str) -> tuple[int, str]:
+    """Delete chains that jump to others first (ext/np/sep users before svc targets)."""
+    return (0 if chain.startswith(("ext-", "np-")) else 1 if chain.startswith("svc-local") else 2, chain)
 
 
 class _ReuseAllocator:
@@ -76,9 +81,12 @@ class Proxier:
         self.services: dict[str, dict] = {}
         self.slices: dict[str, dict] = {}
         self.slice_owner: dict[str, str] = {}          # slice key -> service key
+        self.slices_of_service: dict[str, set[str]] = {}
         self.dirty: set[str] = set()
         self.fragments: dict[str, Fragment] = {}       # as applied
         self.elem_refs: dict[tuple[str, str], list] = {}  # (set, key) -> [value, refcount]
+        self.shared_refs: dict[str, int] = {}           # shared chain -> Services using it
+        self.shared_defs: dict[str, Chain] = {}
         self.alloc = SequentialAllocator()
         self.base = base_ruleset(node)
         self.needs_full = True
@@ -104,6 +112,11 @@ class Proxier:
         old_owner = self.slice_owner.pop(key, None)
         if old_owner:
             self.dirty.add(old_owner)
+            owned = self.slices_of_service.get(old_owner)
+            if owned is not None:
+                owned.discard(key)
+                if not owned:
+                    del self.slices_of_service[old_owner]
         self.slices.pop(key, None)
         if es is not None:
             md = es.get("metadata") or {}
@@ -112,10 +125,11 @@ class Proxier:
                 owner = f"{md.get('namespace', key.split('/', 1)[0])}/{svc_name}"
                 self.slices[key] = es
                 self.slice_owner[key] = owner
+                self.slices_of_service.setdefault(owner, set()).add(key)
                 self.dirty.add(owner)
 
     def _slices_of(self, svc_key: str) -> list[dict]:
-        return [self.slices[k] for k, owner in self.slice_owner.items() if owner == svc_key]
+        return [self.slices[k] for k in sorted(self.slices_of_service.get(svc_key, ()))]
 
     # ------------------------------------------------------------ syncing
     def sync(self) -> SyncResult:
@@ -141,7 +155,11 @@ class Proxier:
         frags: dict[str, Fragment] = {}
         refs: dict[tuple[str, str], list] = {}
         for key in sorted(self.services):
-            frag = build_fragment(self.services[key], grouped.get(key, []), self.node, alloc)
+            prev = self.fragments.get(key)
+            if prev is not None and not prev.blocks and key not in self.dirty and not self.recreate:
+                frag = prev          # unchanged, and owns no endpoint-map blocks: reuse as is
+            else:
+                frag = build_fragment(self.services[key], grouped.get(key, []), self.node, alloc)
             frags[key] = frag
             rs.add_fragment(frag)
             for sk, v in frag.elements.items():
@@ -149,11 +167,18 @@ class Proxier:
                     refs[sk][1] += 1
                 else:
                     refs[sk] = [v, 1]
-        old_chains = {c for f in self.fragments.values() for c in f.chains}
+        shared: dict[str, int] = {}
+        for frag in frags.values():
+            for c in frag.shared_chains:
+                shared[c] = shared.get(c, 0) + 1
+        old_chains = {c for f in self.fragments.values() for c in f.chains} | set(self.shared_refs)
         old_sets = {n: s for f in self.fragments.values() for n, s in f.sets.items()}
-        stale_chains = tuple(sorted(old_chains - set(rs.chains)))
+        stale_chains = tuple(sorted(old_chains - set(rs.chains), key=_delete_order))
         stale_sets = tuple(s for n, s in sorted(old_sets.items()) if n not in rs.sets)
-        tx = full_transaction(rs, self.recreate, stale_chains, stale_sets)
+        # Recreating is cheaper for the kernel than flushing and refilling ~100k map elements,
+        # but it forgets affinity state: refill in place only when there is such state to keep.
+        recreate = self.recreate or not any(s.dynamic for s in rs.sets.values())
+        tx = full_transaction(rs, recreate, stale_chains, stale_sets)
         t1 = time.perf_counter()
         try:
             self.nft.run(tx)
@@ -166,15 +191,16 @@ class Proxier:
                               len(tx), len(self.services), str(e))
         t2 = time.perf_counter()
         old_frags = self.fragments
-        self.fragments, self.elem_refs, self.alloc = frags, refs, alloc
+        self.fragments, self.elem_refs, self.alloc, self.shared_refs = frags, refs, alloc, shared
+        self.shared_defs = {c: rs.chains[c] for c in shared}
         self.needs_full = self.recreate = False
         changed = set(self.dirty)
         self.dirty.clear()
         self.last_full = time.monotonic()
         self.counts = rs.counts()
         self._record("full", t2 - t0)
-        self._conntrack_cleanup({k: (old_frags.get(k), frags.get(k)) for k in changed | set(frags)
-                                 if old_frags.get(k) is not frags.get(k)})
+        # only Services whose previous state we know: after a restart nothing is flushed in bulk
+        self._conntrack_cleanup({k: (old_frags[k], frags.get(k)) for k in changed if k in old_frags})
         return SyncResult("full", time.perf_counter() - t0, t1 - t0, t2 - t1, len(tx),
                           len(changed), counts=dict(self.counts))
 
@@ -184,7 +210,6 @@ class Proxier:
         dirty = sorted(self.dirty)
         new_frags: dict[str, Fragment | None] = {}
         reused: set[tuple[str, int, int]] = set()
-        new_blocks: list[tuple[str, int, int]] = []
         for key in dirty:
             svc = self.services.get(key)
             old = self.fragments.get(key)
@@ -195,7 +220,6 @@ class Proxier:
             frag = build_fragment(svc, self._slices_of(key), self.node, alloc)
             new_frags[key] = frag
             reused |= alloc.reused
-            new_blocks += [b for b in frag.blocks if b not in alloc.reused]
 
         add_sets: list[SetDef] = []
         del_sets: list[SetDef] = []
@@ -225,6 +249,19 @@ class Proxier:
             ne = new.elements if new else {}
             decs += [(k, v) for k, v in oe.items() if k not in ne or ne[k] != v]
             incs += [(k, v) for k, v in ne.items() if k not in oe or oe[k] != v]
+        shared_after = dict(self.shared_refs)
+        shared_defs: dict[str, Chain] = {}
+        for key in dirty:
+            old, new = self.fragments.get(key), new_frags[key]
+            for c in (old.shared_chains if old else {}):
+                shared_after[c] -= 1
+            for c, chain in (new.shared_chains if new else {}).items():
+                shared_after[c] = shared_after.get(c, 0) + 1
+                shared_defs[c] = chain
+        shared_new = sorted((c for c, n in shared_after.items() if n > 0 and not self.shared_refs.get(c)),
+                            key=lambda c: not c.startswith("svc-"))     # targets before their users
+        shared_gone = sorted((c for c, n in shared_after.items() if n <= 0 and self.shared_refs.get(c)),
+                             key=_delete_order)
         for k, _v in decs + incs:
             if k not in touched:
                 cur = self.elem_refs.get(k)
@@ -256,15 +293,19 @@ class Proxier:
         tx = Transaction(self.node.table)
         for s in add_sets:
             tx.add(Op("add", "set", s.name, s.spec, is_map=s.is_map))
+        for name in shared_new:
+            tx.add(Op("add", "chain", name))
+            tx.ops += [Op("add", "rule", name, r) for r in shared_defs[name].rules]
         for name in add_chains:
             tx.add(Op("add", "chain", name))
         tx.ops += rule_ops
         elem_dels.sort(key=lambda o: o.name)
         elem_adds.sort(key=lambda o: o.name)
         tx.ops += elem_dels + elem_adds
+        del_chains += shared_gone
         for name in del_chains:
             tx.add(Op("flush", "chain", name))
-        for name in del_chains:
+        for name in sorted(del_chains, key=_delete_order):
             tx.add(Op("delete", "chain", name))
         for s in del_sets:
             tx.add(Op("delete", "set", s.name, is_map=s.is_map))
@@ -292,12 +333,20 @@ class Proxier:
                 self.fragments.pop(key, None)
             else:
                 self.fragments[key] = new_frags[key]
+        self.shared_refs = {c: n for c, n in shared_after.items() if n > 0}
         for k, ent in touched.items():
             if ent:
                 self.elem_refs[k] = ent
             else:
                 self.elem_refs.pop(k, None)
         self.counts["elements"] = len(self.elem_refs)
+        self.counts["chains"] = self.counts.get("chains", 0) + len(shared_new) - len(shared_gone)
+        self.counts["rules"] = (self.counts.get("rules", 0) + sum(len(shared_defs[c].rules) for c in shared_new)
+                                - sum(len(self.shared_defs[c].rules) for c in shared_gone if c in self.shared_defs))
+        for c in shared_new:
+            self.shared_defs[c] = shared_defs[c]
+        for c in shared_gone:
+            self.shared_defs.pop(c, None)
         self.dirty.clear()
         self._record("partial", t2 - t0)
         self._conntrack_cleanup({k: (before[k], new_frags[k]) for k in dirty})
@@ -345,6 +394,13 @@ class Proxier:
         self.last_success_ts = time.time()
 
     # ------------------------------------------------------------ outputs
+    def expected_chains(self) -> set[str]:
+        """Names of the chains the table should hold now (base, shared and per-Service chains)."""
+        names = set(self.base.chains) | set(self.shared_defs)
+        for frag in self.fragments.values():
+            names |= set(frag.chains)
+        return names
+
     def metrics_text(self) -> str:
         """Prometheus text exposition (kube-proxy metric names where they exist)."""
         out: list[str] = []

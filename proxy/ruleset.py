@@ -1,26 +1,30 @@
 """The service proxy's nftables ruleset as data (pure: no I/O).
 
 Layout (see docs/proxy.md): one table ``ip kemu-proxy`` with a fixed skeleton of
-base chains and maps, plus per Service port O(1) objects:
+base chains and maps. An ordinary Service port adds NO chains and NO rules, only
+map elements:
 
-* one element in ``service-ips`` (ClusterIP, externalIPs, LB ingress IPs) or
-  ``service-nodeports`` whose verdict is ``goto`` the port's chain;
-* one chain ``svc-…`` holding ONE rule
-  ``dnat ip addr . port to numgen random mod N offset O map @endpoints-SS``;
-  the endpoints themselves are N elements of a shared, sharded map
-  ``endpoints-SS`` (key = offset+i, value = ip . port).
+* ``service-ips``: ``clusterIP . tcp . 80 : goto svc-tcp-n3`` where ``svc-tcp-n3`` is a
+  chain shared by every TCP service port with 3 endpoints, holding one rule
+  ``dnat ip addr . port to ip daddr . tcp dport . numgen random mod 3 map @service-endpoints-tcp``;
+* ``service-endpoints-tcp``: ``clusterIP . 80 . i : endpoint-ip . port`` for i < 3
+  (NodePorts likewise through ``np-tcp-nN`` and ``nodeport-endpoints-tcp``).
 
-Sharding the endpoint map keeps the kernel's bind-time walk of a map (done for
-every rule that references it) small; anonymous per-rule maps are avoided
-because the kernel allocates their names in O(n) each (O(n^2) overall).
+A one-Service change is thus a handful of element adds/deletes (plus a shared chain
+when an endpoint count appears for the first time).
 
-Session affinity is the exception (rare): kube-proxy's per-endpoint chains and
-``affinity`` sets with timeouts.
+Services with session affinity or externalTrafficPolicy=Local (rare) get their own
+chains: ``svc-<hash>-ns/name/proto/port`` with one
+``dnat … numgen random mod N offset O map @endpoints-<proto>-SS`` rule over a block of a
+sharded map, ``ext-…``/``svc-local-…`` chains, and for affinity kube-proxy's
+per-endpoint chains with ``update @aff-… { ip saddr }`` sets. Anonymous per-rule maps
+are avoided on the common path: the kernel names each one by scanning all sets of the
+table (O(n^2) overall), and binding a rule to a map walks the map.
 """
 from __future__ import annotations
 
 import hashlib
-import ipaddress
+import socket
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -36,6 +40,33 @@ NO_ENDPOINT_SERVICES = "no-endpoint-services"
 NO_ENDPOINT_NODEPORTS = "no-endpoint-nodeports"
 CLUSTER_IPS = "cluster-ips"
 HAIRPIN = "hairpin"
+
+
+def service_endpoints_map(proto: str) -> str:
+    """Shared map: frontend ip . port . index -> endpoint ip . port."""
+    return f"service-endpoints-{proto}"
+
+
+def nodeport_endpoints_map(proto: str) -> str:
+    """Shared map: nodePort . index -> endpoint ip . port."""
+    return f"nodeport-endpoints-{proto}"
+
+
+def shared_chains(proto: str, n: int, kind: str) -> dict[str, Chain]:
+    """The chains shared by every Service port with ``n`` endpoints (kind: svc, ext, np)."""
+    svc = f"svc-{proto}-n{n}"
+    chains = {svc: Chain(svc, [f"meta l4proto {proto} dnat ip addr . port to ip daddr . {proto} dport . "
+                               f"numgen random mod {n} map @{service_endpoints_map(proto)}"])}
+    if kind == "ext":
+        ext = f"ext-{proto}-n{n}"
+        chains[ext] = Chain(ext, ["jump mark-for-masquerade", f"goto {svc}"])
+        return chains
+    if kind == "np":
+        np_ = f"np-{proto}-n{n}"
+        return {np_: Chain(np_, ["jump mark-for-masquerade",
+                                 f"meta l4proto {proto} dnat ip addr . port to {proto} dport . "
+                                 f"numgen random mod {n} map @{nodeport_endpoints_map(proto)}"])}
+    return chains
 
 
 def endpoint_map_name(proto: str, shard: int) -> str:
@@ -82,6 +113,7 @@ class Fragment:
     chains: dict[str, Chain] = field(default_factory=dict)
     sets: dict[str, SetDef] = field(default_factory=dict)
     elements: dict[tuple[str, str], str | None] = field(default_factory=dict)  # (set, key) -> value
+    shared_chains: dict[str, Chain] = field(default_factory=dict)  # "svc-tcp-n3" etc., refcounted
     blocks: list[tuple[str, int, int]] = field(default_factory=list)  # (endpoint map, offset, size)
     udp_ports: list["UdpPort"] = field(default_factory=list)
 
@@ -106,6 +138,7 @@ class Ruleset:
 
     def add_fragment(self, frag: Fragment) -> None:
         """Merge a Service's fragment (first writer of an element key wins)."""
+        self.chains.update(frag.shared_chains)
         self.chains.update(frag.chains)
         self.sets.update(frag.sets)
         for (set_name, key), value in frag.elements.items():
@@ -168,6 +201,13 @@ def base_ruleset(node: ProxyNode) -> Ruleset:
         SetDef(HAIRPIN, "type ipv4_addr . ipv4_addr ;"),
     ):
         rs.sets[sd.name] = sd
+    for proto in PROTOCOLS.values():
+        name = service_endpoints_map(proto)
+        rs.sets[name] = SetDef(name, f"typeof ip daddr . {proto} dport . numgen random mod 1 : "
+                                     f"ip daddr . {proto} dport ;", is_map=True)
+        name = nodeport_endpoints_map(proto)
+        rs.sets[name] = SetDef(name, f"typeof {proto} dport . numgen random mod 1 : ip daddr . {proto} dport ;",
+                               is_map=True)
     for proto, shards in ENDPOINT_SHARDS.items():
         for shard in range(shards):
             name = endpoint_map_name(proto, shard)
@@ -235,24 +275,30 @@ def _ready_endpoints(slices: Iterable[dict], port_name: str, protocol: str,
         if es.get("addressType", "IPv4") != "IPv4":
             continue
         port = None
-        for p in es.get("ports") or []:
+        for p in es.get("ports") or ():
             if (p.get("name") or "") == port_name and p.get("protocol", "TCP") == protocol:
                 port = p.get("port")
         if port is None:
             continue
-        for ep in es.get("endpoints") or []:
-            cond = ep.get("conditions") or {}
-            is_ready = cond.get("ready") is not False  # nil means ready
-            serving = cond.get("serving", is_ready) is not False
-            terminating = cond.get("terminating") is True
-            for ip in ep.get("addresses") or []:
-                e = Endpoint(ip, int(port), ep.get("nodeName"))
-                if is_ready or publish_not_ready:
-                    ready[(ip, int(port))] = e
-                elif serving and terminating:
-                    fallback[(ip, int(port))] = e
+        port = int(port)
+        for ep in es.get("endpoints") or ():
+            cond = ep.get("conditions")
+            is_ready = cond.get("ready") is not False if cond else True  # nil means ready
+            if is_ready or publish_not_ready:
+                target = ready
+            elif cond.get("serving") is True and cond.get("terminating") is True:
+                target = fallback
+            else:
+                continue
+            node = ep.get("nodeName")
+            for ip in ep.get("addresses") or ():
+                target[(ip, port)] = Endpoint(ip, port, node)
     chosen = ready or fallback
-    return sorted(chosen.values(), key=lambda e: (ipaddress.IPv4Address(e.ip), e.port))
+    return sorted(chosen.values(), key=_endpoint_order)
+
+
+def _endpoint_order(e: Endpoint) -> tuple[bytes, int]:
+    return socket.inet_aton(e.ip), e.port
 
 
 def _frontend_ips(svc: dict) -> tuple[list[str], list[str]]:
@@ -268,13 +314,15 @@ def _frontend_ips(svc: dict) -> tuple[list[str], list[str]]:
     def v4(ips: list[str]) -> list[str]:
         out = []
         for ip in ips:
-            try:
-                if ipaddress.ip_address(ip).version == 4 and ip not in out:
-                    out.append(ip)
-            except ValueError:
-                pass
+            if _is_ipv4(ip) and ip not in out:
+                out.append(ip)
         return out
     return v4(cluster), v4(external)
+
+
+def _is_ipv4(ip: str) -> bool:
+    parts = ip.split(".")
+    return len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)
 
 
 def service_key(svc: dict) -> str:
@@ -322,10 +370,19 @@ def build_fragment(svc: dict, slices: list[dict], node: ProxyNode, alloc: Alloca
         ext_chain = f"ext-{h}-{readable}"
         has_external = bool(external_ips) or node_port is not None
 
+        for e in eps:
+            frag.elements[(HAIRPIN, f"{e.ip} . {e.ip}")] = None
+        if not (affinity or etp_local):
+            _fast_path(frag, proto, port, node_port, cluster_ips, external_ips,
+                       local_eps if itp_local else eps, eps)
+            if proto == "udp":
+                frag.udp_ports.append(UdpPort(
+                    frontends=tuple(cluster_ips + external_ips), node_port=node_port,
+                    endpoint_ips=frozenset(e.ip for e in eps)))
+            continue
+
         def endpoint_chain(chain: str, chosen: list[Endpoint]) -> None:
             frag.chains[chain] = Chain(chain, _dnat_rules(frag, chain, chosen, proto, affinity, timeout, alloc))
-            for e in chosen:
-                frag.elements[(HAIRPIN, f"{e.ip} . {e.ip}")] = None
 
         # internal (ClusterIP) path
         internal_eps = local_eps if itp_local else eps
@@ -368,6 +425,41 @@ def build_fragment(svc: dict, slices: list[dict], node: ProxyNode, alloc: Alloca
                 frontends=tuple(cluster_ips + external_ips), node_port=node_port,
                 endpoint_ips=frozenset(e.ip for e in eps)))
     return frag
+
+
+def _fast_path(frag: Fragment, proto: str, port: int, node_port: int | None, cluster_ips: list[str],
+               external_ips: list[str], internal_eps: list[Endpoint], eps: list[Endpoint]) -> None:
+    """Ordinary Service port: only map elements, pointing at chains shared by endpoint count."""
+    emap = service_endpoints_map(proto)
+    for cip in cluster_ips:
+        k = f"{cip} . {proto} . {port}"
+        if internal_eps:
+            n = len(internal_eps)
+            frag.shared_chains.update(shared_chains(proto, n, "svc"))
+            frag.elements[(SERVICE_IPS, k)] = f"goto svc-{proto}-n{n}"
+            for i, e in enumerate(internal_eps):
+                frag.elements[(emap, f"{cip} . {port} . {i}")] = f"{e.ip} . {e.port}"
+        else:
+            frag.elements[(NO_ENDPOINT_SERVICES, k)] = "drop" if eps else "goto reject-chain"
+    n = len(eps)
+    for ip in external_ips:
+        k = f"{ip} . {proto} . {port}"
+        if eps:
+            frag.shared_chains.update(shared_chains(proto, n, "ext"))
+            frag.elements[(SERVICE_IPS, k)] = f"goto ext-{proto}-n{n}"
+            for i, e in enumerate(eps):
+                frag.elements[(emap, f"{ip} . {port} . {i}")] = f"{e.ip} . {e.port}"
+        else:
+            frag.elements[(NO_ENDPOINT_SERVICES, k)] = "goto reject-chain"
+    if node_port is not None:
+        k = f"{proto} . {node_port}"
+        if eps:
+            frag.shared_chains.update(shared_chains(proto, n, "np"))
+            frag.elements[(SERVICE_NODEPORTS, k)] = f"goto np-{proto}-n{n}"
+            for i, e in enumerate(eps):
+                frag.elements[(nodeport_endpoints_map(proto), f"{node_port} . {i}")] = f"{e.ip} . {e.port}"
+        else:
+            frag.elements[(NO_ENDPOINT_NODEPORTS, k)] = "goto reject-chain"
 
 
 def _dnat_rules(frag: Fragment, chain: str, eps: list[Endpoint], proto: str, affinity: bool,

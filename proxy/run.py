@@ -1,5 +1,6 @@
 """`kemu proxy`: the node's service proxy daemon. Informers feed the Proxier; a sync follows every burst of
-changes (after `min_sync_interval`), a full resync runs periodically, and /metrics is served on :10249."""
+changes; every DRIFT_CHECK_SECONDS the live table's chains are compared with what the Proxier applied and a full
+resync repairs any drift (someone deleting a chain by hand); /metrics is served on :10249."""
 from __future__ import annotations
 
 import logging
@@ -17,7 +18,21 @@ from proxy.ruleset import ProxyNode
 
 log = logging.getLogger("kemu.proxy")
 METRICS_PORT = 10249   # kube-proxy's metrics port
-FULL_RESYNC_SECONDS = 30.0
+DRIFT_CHECK_SECONDS = 10.0
+
+
+def live_chains(table: str) -> set[str] | None:
+    """Chain names in the node's `ip <table>` (None if the table is gone). Cheap: no rules or elements listed."""
+    import json as _json
+    import nftables
+    nft = nftables.Nftables()
+    nft.set_json_output(True)
+    rc, out, _ = nft.cmd("list chains ip")
+    if rc != 0:
+        return None
+    chains = [item["chain"] for item in _json.loads(out).get("nftables", []) if "chain" in item]
+    names = {c["name"] for c in chains if c.get("table") == table}
+    return names or None
 
 
 def _key(obj: dict) -> str:
@@ -73,13 +88,18 @@ def main(config: NodeConfig) -> None:
     with lock:
         proxier.full_resync()
     while not stop.is_set():
-        if changed.wait(FULL_RESYNC_SECONDS):
+        if changed.wait(DRIFT_CHECK_SECONDS):
             changed.clear()
             with lock:
                 result = proxier.sync()
         else:
             with lock:
-                result = proxier.full_resync()
+                live = live_chains(node.table)
+                if live is None or not proxier.expected_chains() <= live:
+                    log.warning("nftables table %s drifted (missing chains); full resync", node.table)
+                    result = proxier.full_resync()
+                else:
+                    result = proxier.sync()   # also runs the Proxier's own periodic full sync
         if result.error:
             log.warning("sync failed (%s); retrying", result.error)
             stop.wait(1.0)

@@ -180,3 +180,15 @@ def test_udp_client_follows_a_replaced_endpoint(kemu_lab):
         sender.wait()
     assert answers and answers[-1][1] == "udp-2", f"UDP never reached the new endpoint: {answers[-10:]}"
     assert answers[-1][0] < 8, f"took {answers[-1][0]:.1f}s to reach the new endpoint"
+
+
+def test_periodic_resync_repairs_a_chain_deleted_by_hand(kemu_lab):
+    start(kemu_lab, CLIENT + web_pod("web-1") + service(), ["client", "web-1"])
+    kemu_lab.wait_endpoints("web", 1)
+    ip = kemu_lab.get("Service", "web")["spec"]["clusterIP"]
+    kemu_lab.wait_http("client", f"http://{ip}/hostname", "web-1")
+    kemu_lab.host_exec("node1", ["nft", "flush", "chain", "ip", "kemu-proxy", "services"])
+    kemu_lab.host_exec("node1", ["nft", "delete", "chain", "ip", "kemu-proxy", "nat-prerouting"])
+    assert kemu_lab.http("client", f"http://{ip}/hostname", timeout=1) == "", "the ClusterIP is broken by hand"
+    kemu_lab.wait_http("client", f"http://{ip}/hostname", "web-1", timeout=30)
+    assert "chain nat-prerouting" in ruleset(kemu_lab)

@@ -54,7 +54,10 @@ class Harness:
         return r
 
     def targets(self, ip: str, port: int, proto: str = "tcp") -> set[str]:
-        return self.nft.dnat_targets(self.nft.service_verdict(ip, proto, port))
+        return self.nft.dnat_targets(self.nft.service_verdict(ip, proto, port), ip, port)
+
+    def nodeport_targets(self, port: int, proto: str = "tcp") -> set[str]:
+        return self.nft.dnat_targets(self.nft.nodeport_verdict(proto, port), None, port)
 
     def listing(self) -> str:
         return self.nft.list_table("ip", "kemu-proxy")

@@ -173,3 +173,25 @@ def test_close_deletes_table(h: Harness) -> None:
     h.sync()
     h.proxier.close()
     assert not h.nft.has_table()
+
+
+def test_shared_chains_come_and_go_with_their_last_user(h: Harness) -> None:
+    h.apply(make_service("two", "10.96.0.1"), make_slice("two", ["10.244.1.11", "10.244.1.12"]))
+    h.sync()
+    baseline = h.listing()
+    h.apply(make_service("three", "10.96.0.2", type_="NodePort",
+                         ports=[{"name": "http", "protocol": "TCP", "port": 80, "nodePort": 30080}]),
+            make_slice("three", ["10.244.1.11", "10.244.1.12", "10.244.1.13"]))
+    r = h.sync()
+    assert r.kind == "partial"
+    t = h.nft.table()
+    assert {"svc-tcp-n3", "np-tcp-n3"} <= set(t.chains)
+    assert h.nodeport_targets(30080) == {"10.244.1.11:8080", "10.244.1.12:8080", "10.244.1.13:8080"}
+    h.apply(make_slice("three", ["10.244.1.11", "10.244.1.12"]))   # now shares the n2 chains
+    h.sync()
+    assert "svc-tcp-n3" not in h.nft.table().chains and "np-tcp-n3" not in h.nft.table().chains
+    assert h.targets("10.96.0.2", 80) == {"10.244.1.11:8080", "10.244.1.12:8080"}
+    h.proxier.on_service(None, "default/three")
+    h.sync()
+    assert h.listing() == baseline
+    assert h.proxier.counts == {k: v for k, v in h.nft.counts().items()}

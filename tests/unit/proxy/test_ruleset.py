@@ -11,11 +11,26 @@ def test_clusterip_map_entry_spreads_over_ready_endpoints(h: Harness) -> None:
     h.apply(make_service("web"), make_slice("web", ["10.244.1.11", "10.244.1.12", ("10.244.1.13", "node-1", False)]))
     h.sync()
     verdict = h.nft.service_verdict("10.96.0.10", "tcp", 80)
-    assert verdict and verdict.startswith("goto svc-") and "default/web/tcp/http" in verdict
+    assert verdict == "goto svc-tcp-n2"     # chain shared by every 2-endpoint TCP service port
     assert h.targets("10.96.0.10", 80) == {"10.244.1.11:8080", "10.244.1.12:8080"}
-    assert "10.96.0.10" in h.nft.table().elements["cluster-ips"]
-    # one DNAT rule per service port, endpoints live in a map
-    assert len(h.nft.table().chains[verdict.split()[1]].rules) == 1
+    t = h.nft.table()
+    assert "10.96.0.10" in t.elements["cluster-ips"]
+    assert t.elements["service-endpoints-tcp"] == {"10.96.0.10 . 80 . 0": "10.244.1.11 . 8080",
+                                                   "10.96.0.10 . 80 . 1": "10.244.1.12 . 8080"}
+    # one DNAT rule, endpoints live in a map
+    assert len(t.chains["svc-tcp-n2"].rules) == 1
+
+
+def test_ordinary_services_add_no_chains_only_elements(h: Harness) -> None:
+    for i in range(50):
+        h.apply(make_service(f"s{i}", f"10.96.1.{i + 1}"), make_slice(f"s{i}", ["10.244.1.11", "10.244.1.12"]))
+    h.sync()
+    chains_50 = h.nft.counts()["chains"]
+    for i in range(50, 100):
+        h.apply(make_service(f"s{i}", f"10.96.1.{i + 1}"), make_slice(f"s{i}", ["10.244.1.11", "10.244.1.12"]))
+    h.sync()
+    assert h.nft.counts()["chains"] == chains_50
+    assert h.targets("10.96.1.100", 80) == {"10.244.1.11:8080", "10.244.1.12:8080"}
 
 
 def test_target_port_comes_from_slice_port_by_name(h: Harness) -> None:
@@ -42,13 +57,13 @@ def test_nodeport_and_loadbalancer_and_external_ips(h: Harness) -> None:
     h.sync()
     want = {"10.244.1.11:8080", "10.244.2.11:8080"}
     np = h.nft.nodeport_verdict("tcp", 30080)
-    assert np and np.startswith("goto ext-")
-    assert h.nft.dnat_targets(np) == want
+    assert np == "goto np-tcp-n2"
+    assert h.nodeport_targets(30080) == want
     for ip in ("192.168.56.200", "192.168.56.201"):
         v = h.nft.service_verdict(ip, "tcp", 80)
-        assert v == np and h.nft.dnat_targets(v) == want
-    ext = h.nft.table().chains[np.split()[1]]
-    assert ext.rules[0] == "jump mark-for-masquerade"   # Cluster policy: masquerade external traffic
+        assert v == "goto ext-tcp-n2" and h.targets(ip, 80) == want
+    for chain in ("np-tcp-n2", "ext-tcp-n2"):   # Cluster policy: masquerade external traffic
+        assert h.nft.table().chains[chain].rules[0] == "jump mark-for-masquerade"
     # NodePort matches every local address, like kube-proxy
     assert any("fib daddr type local" in r and "@service-nodeports" in r
                for r in h.nft.table().chains["services"].rules)
@@ -138,6 +153,7 @@ def test_external_traffic_policy_local(h: Harness) -> None:
     assert "jump mark-for-masquerade" not in ext.rules          # client IP preserved
     local_chain = ext.rules[-1].split()[1]
     assert h.nft.dnat_targets(local_chain) == {"10.244.1.11:8080"}
+    assert h.nodeport_targets(30080) >= {"10.244.1.11:8080"}
     # ClusterIP still uses every endpoint
     assert h.targets("10.96.0.10", 80) == {"10.244.1.11:8080", "10.244.2.11:8080"}
     # no local endpoint: external traffic is dropped
