@@ -292,7 +292,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
                 while time.monotonic() < deadline and ((client.get("Pod", ns, name) or {}).get("metadata", {})
                                                        .get("uid") == uid):
                     time.sleep(0.05)
-        else:
+        elif args.cascade == "orphan":
+            from kemu.controllers.garbagecollector import delete_orphaning
+            delete_orphaning(client, obj)
+            print(f'{k.name.lower()} "{name}" deleted (dependents orphaned)')
+        else:   # background cascading: the garbage collector removes what the object owned
             client.delete(k, ns, name)
             print(f'{k.name.lower()} "{name}" {"force " if args.force else ""}deleted')
     return status
@@ -498,6 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("--grace-period", type=int)
     delete.add_argument("--force", action="store_true")
     delete.add_argument("--wait", default=True, type=lambda v: v.lower() != "false")
+    delete.add_argument("--cascade", choices=["background", "orphan", "foreground"], default="background",
+                        help="orphan: keep what the object owns (ReplicaSets, pods); foreground acts as background")
     delete.set_defaults(func=cmd_delete)
 
     logs = sub.add_parser("logs", help="print a container's logs")

@@ -1,9 +1,15 @@
 """A lab: nodes as network namespaces on a private L2 segment, each running a node agent and a proxy, plus a
 `client` host outside the cluster. Nothing of it lives in the machine's root network namespace.
 
-    kemu-<lab>-net      the lab segment: bridge br0 192.168.56.1/24 (the "host" side, like Vagrant's)
-    kemu-<lab>-nodeN    eth1 192.168.56.(10+N), pod bridge kemu0 10.244.N.1/24, agent + proxy inside
+    kemu-<lab>-net      the lab segment: bridge br0 192.168.56.1/24 (the "host" side, like Vagrant's); etcd and
+                        the controller-manager run here
+    kemu-<lab>-nodeN    eth1 192.168.56.(10+N), pod bridge kemu0 with the node's podCIDR, agent + proxy inside
     kemu-<lab>-client   eth1 192.168.56.100
+
+The store is SQLite (one node) or etcd (N >= 2, or --store etcd). The lab's etcd listens on 192.168.56.1:2379 and
+127.0.0.1:2379 inside kemu-<lab>-net only, plus a unix socket under the lab directory for the CLI, which runs in the
+root namespace and must not reach into the lab over IP. Pod CIDRs are allocated in the store
+(kemu.controllers.nodeipam); pod traffic between nodes is routed (host-gw) or carried by a VXLAN overlay (--pod-network vxlan), never NATed.
 """
 from __future__ import annotations
 
@@ -16,11 +22,14 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 from kemu.api.meta import is_dns1123_label
 from kemu.client import Client
-from kemu.netlab import Bridge, Namespace, VethPair, add_route
+from kemu.controllers.nodeipam import allocate_pod_cidr
+from kemu.netlab import Bridge, Namespace, VethPair, Vxlan, add_route, keep_pod_sources, link_is_up, set_link
 from kemu.store import open_store
+from kemu.store.etcd import EtcdStore, remove_stale_sockets, server_argv, wait_ready
 from nodeagent.config import NodeConfig, load_kubelet_config
 from runtime import cgroups, linux
 from runtime.process import pid_alive, start_ticks
@@ -30,6 +39,8 @@ LAB_NETWORK = ipaddress.ip_network("192.168.56.0/24")
 LAB_GATEWAY = "192.168.56.1"
 CLIENT_IP = "192.168.56.100"
 CLUSTER_CIDR = "10.244.0.0/16"
+ETCD_PORT = 2379
+POD_NETWORKS = ("host-gw", "vxlan")
 MAX_NODES = 50
 BOOTSTRAP = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
@@ -48,8 +59,9 @@ def node_ip(index: int) -> str:
     return str(LAB_NETWORK[10 + index])
 
 
-def pod_cidr(index: int) -> str:
-    return f"10.244.{index}.0/24"
+def vtep_mac(index: int) -> str:
+    """The VXLAN device MAC of node N (fixed, so peers can be programmed before the device exists)."""
+    return f"0a:58:c0:a8:38:{index:02x}"
 
 
 @dataclass
@@ -81,6 +93,12 @@ class LabState:
     daemons: dict[str, dict] = field(default_factory=dict)
     kubelet_config: dict = field(default_factory=dict)
     created: float = 0.0
+    store: str = "sqlite"                 # sqlite | etcd
+    store_url: str = ""                   # what the CLI (root namespace) uses
+    node_store_url: str = ""              # what daemons inside the lab use
+    pod_network: str = "host-gw"          # host-gw | vxlan
+    pod_cidrs: dict[str, str] = field(default_factory=dict)
+    node_monitor_grace_period: float = 40.0
 
 
 class Lab:
@@ -90,10 +108,19 @@ class Lab:
         self.name = name
         self.dir = os.path.join(LABS_DIR, name)
         self.state_path = os.path.join(self.dir, "lab.json")
-        self.store_url = f"sqlite://{os.path.join(self.dir, 'store.db')}"
+        self.etcd_dir = os.path.join(self.dir, "etcd")
+        self.etcd_socket = os.path.join(self.etcd_dir, "client.sock:0")
         self.prefix = f"kemu-{name}-"
         self.net = Namespace(f"{self.prefix}net")
         self.state = self._load()
+
+    @property
+    def store_url(self) -> str:
+        return self.state.store_url or f"sqlite://{os.path.join(self.dir, 'store.db')}"
+
+    @property
+    def node_store_url(self) -> str:
+        return self.state.node_store_url or self.store_url
 
     # ---- state -------------------------------------------------------------------------------------------------
     def _load(self) -> LabState:
@@ -126,12 +153,26 @@ class Lab:
 
     def node_config(self, index: int) -> NodeConfig:
         name = f"node{index}"
-        return NodeConfig(node_name=name, state_dir=os.path.join(self.dir, "nodes", name), store_url=self.store_url,
-                          node_ip=node_ip(index), pod_cidr=pod_cidr(index), cluster_cidr=CLUSTER_CIDR,
+        return NodeConfig(node_name=name, state_dir=os.path.join(self.dir, "nodes", name),
+                          store_url=self.node_store_url, node_ip=node_ip(index), pod_cidr=self.state.pod_cidrs[name],
+                          cluster_cidr=CLUSTER_CIDR,
                           cgroup_root=f"{self.prefix}{name}", **self.state.kubelet_config)
 
     # ---- up ----------------------------------------------------------------------------------------------------
-    def up(self, nodes: int = 1, config_file: str | None = None, timeout: float = 30.0) -> None:
+    def up(self, nodes: int = 1, config_file: str | None = None, timeout: float = 30.0, store: str | None = None,
+           etcd_endpoint: str | None = None, pod_network: str = "host-gw",
+           node_monitor_grace_period: float = 40.0) -> None:
+        """Create the lab. `store`: sqlite|etcd (default sqlite for 1 node, etcd for more); `etcd_endpoint`: use
+        that etcd (etcd://, etcds://?ca=&cert=&key=) instead of starting one."""
+        store = store or ("etcd" if nodes >= 2 or etcd_endpoint else "sqlite")
+        if store not in ("sqlite", "etcd"):
+            raise LabError(f"--store {store}: use sqlite or etcd")
+        if etcd_endpoint and store != "etcd":
+            raise LabError("--etcd-endpoint needs --store etcd")
+        if pod_network not in POD_NETWORKS:
+            raise LabError(f"--pod-network {pod_network}: use {' or '.join(POD_NETWORKS)}")
+        if node_monitor_grace_period <= 0:
+            raise LabError("--node-monitor-grace-period: must be a positive number of seconds")
         if self.exists():
             raise LabError(f"lab {self.name} already exists; run `kemu lab down --name {self.name}` first")
         if not 1 <= nodes <= MAX_NODES:
@@ -140,55 +181,154 @@ class Lab:
             raise LabError(f"namespaces {Namespace.list(self.prefix)} are left from an earlier lab {self.name}; "
                            f"run `kemu lab down --name {self.name}`")
         overrides = load_kubelet_config(config_file) if config_file else {}
+        # nodes post status 4 times per grace period (upstream: every 10 s, grace 40 s)
+        overrides.setdefault("node_status_update_frequency", min(10.0, node_monitor_grace_period / 4))
         os.makedirs(os.path.join(self.dir, "logs"), exist_ok=True)
-        self.state = LabState(self.name, [f"node{i}" for i in range(1, nodes + 1)], {}, overrides, time.time())
+        self.state = LabState(self.name, [f"node{i}" for i in range(1, nodes + 1)], {}, overrides, time.time(),
+                              store=store, pod_network=pod_network,
+                              node_monitor_grace_period=node_monitor_grace_period)
+        if etcd_endpoint:
+            self.state.store_url = self.state.node_store_url = etcd_endpoint
         self._save()
         try:
-            self._build_network(nodes)
+            own_etcd = store == "etcd" and not etcd_endpoint
+            self._build_network(nodes, then=self._spawn_etcd if own_etcd else None)   # etcd boots meanwhile
+            if store == "etcd":
+                self._wait_etcd()
             client = self.client()
             client.apply(BOOTSTRAP, source="bootstrap")
+            self.state.pod_cidrs = {n: allocate_pod_cidr(client.store, n, CLUSTER_CIDR) for n in self.state.nodes}
+            self._save()
             self._start_daemons(nodes)
+            self._route_pod_networks()     # while the agents start (no pod can exist before they are Ready)
             self.wait_ready(client, timeout)
         except BaseException:
             self.down()
             raise
 
-    def _build_network(self, nodes: int) -> None:
+    def _build_network(self, nodes: int, then: Callable[[], None] | None = None) -> None:
+        """The lab segment, nodes and client; `then` runs as soon as the segment exists."""
         self.net.create()
         lan = Bridge(self.net, "br0").create(LAB_GATEWAY, LAB_NETWORK.prefixlen)
+        if then:
+            then()
         for i in range(1, nodes + 1):
             ns = Namespace(f"{self.prefix}node{i}").create()
             VethPair(self.net, f"node{i}", ns, "eth1").create(lan, node_ip(i), LAB_NETWORK.prefixlen, LAB_GATEWAY)
             ns.sysctl({"net.ipv4.ip_forward": 1, "net.bridge.bridge-nf-call-iptables": 1,
                        "net.ipv4.conf.all.rp_filter": 0})
-            for j in range(1, nodes + 1):   # host-gw routing: every other node's pod CIDR via that node
-                if j != i:
-                    add_route(ns, pod_cidr(j), node_ip(j))
         client = Namespace(f"{self.prefix}client").create()
         VethPair(self.net, "client", client, "eth1").create(lan, CLIENT_IP, LAB_NETWORK.prefixlen)
 
-    def _spawn(self, key: str, ns: Namespace, argv: list[str]) -> None:
+    def _route_pod_networks(self, only: str | None = None) -> None:
+        """Make every node's pod CIDR reachable from every other node, without NAT (host-gw routes or VXLAN).
+        Idempotent; `only` re-programs one node (after its link came back, the kernel dropped its routes)."""
+        cidrs = [(i, self.state.pod_cidrs[n]) for i, n in enumerate(self.state.nodes, start=1)]
+        for i, local in cidrs:
+            if only and only != f"node{i}":
+                continue
+            ns = Namespace(f"{self.prefix}node{i}")
+            keep_pod_sources(ns, CLUSTER_CIDR, local)
+            if self.state.pod_network == "vxlan":
+                vxlan = Vxlan(ns)
+                if not vxlan.exists():
+                    vxlan.create(node_ip(i), "eth1", vtep_mac(i), _network_address(local))
+                for j, cidr in cidrs:
+                    if j != i:
+                        vxlan.add_peer(cidr, _network_address(cidr), vtep_mac(j), node_ip(j))
+            else:
+                for j, cidr in cidrs:
+                    if j != i:
+                        add_route(ns, cidr, node_ip(j))
+
+    def _start_etcd(self) -> None:
+        self._spawn_etcd()
+        self._wait_etcd()
+
+    def _spawn_etcd(self) -> None:
+        """etcd in the lab's net namespace: TCP on the lab gateway and loopback there, a unix socket for the CLI."""
+        os.makedirs(self.etcd_dir, exist_ok=True)
+        remove_stale_sockets(self.etcd_dir)
+        urls = [f"http://{LAB_GATEWAY}:{ETCD_PORT}", f"http://127.0.0.1:{ETCD_PORT}",
+                f"unix://{os.path.basename(self.etcd_socket)}"]
+        self._spawn("etcd", self.net, server_argv(f"kemu-{self.name}", os.path.join(self.etcd_dir, "data"), urls),
+                    cwd=self.etcd_dir)
+        self.state.store_url = f"etcd+unix://{self.etcd_socket}"
+        self.state.node_store_url = f"etcd://{LAB_GATEWAY}:{ETCD_PORT}"
+        self._save()
+
+    def _wait_etcd(self) -> None:
+        try:
+            wait_ready(EtcdStore(self.state.store_url), timeout=15)
+        except RuntimeError as exc:
+            where = f"see {self.dir}/logs/etcd.log" if "etcd" in self.state.daemons else "check --etcd-endpoint"
+            raise LabError(f"lab {self.name}: etcd at {self.state.store_url} is not answering ({exc}); {where}") \
+                from None
+
+    def _spawn(self, key: str, ns: Namespace, argv: list[str], cwd: str | None = None) -> None:
         log_path = os.path.join(self.dir, "logs", f"{key}.log")
         env = dict(os.environ, KEMU_LAB=self.name, PYTHONUNBUFFERED="1")
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(ns.enter_argv(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    start_new_session=True, env=env)
+                                    start_new_session=True, env=env, cwd=cwd)
         # nsenter execs the command, so the PID is the daemon's
         self.state.daemons[key] = asdict(Daemon(key, proc.pid, start_ticks(proc.pid) or 0, log_path))
         self._save()
 
     def _start_daemons(self, nodes: int) -> None:
         kemu = [sys.executable, "-m", "kemu.cli"]
-        self._spawn("controller-manager", self.net, kemu + ["controller-manager", "--store", self.store_url])
+        cm_store = self.node_store_url.replace(f"//{LAB_GATEWAY}:", "//127.0.0.1:")
+        self._spawn("controller-manager", self.net, kemu + [
+            "controller-manager", "--store", cm_store,
+            "--node-monitor-grace-period", str(self.state.node_monitor_grace_period)])
         for i in range(1, nodes + 1):
             cfg = self.node_config(i)
             os.makedirs(cfg.state_dir, exist_ok=True)
             cfg_path = os.path.join(cfg.state_dir, "node.json")
             with open(cfg_path, "w") as f:
                 json.dump(asdict(cfg), f, indent=2)
-            ns = Namespace(f"{self.prefix}node{i}")
-            self._spawn(f"node{i}-agent", ns, kemu + ["node-agent", "--node-config", cfg_path])
-            self._spawn(f"node{i}-proxy", ns, kemu + ["proxy", "--node-config", cfg_path])
+            self._spawn_agent(f"node{i}")
+            self._spawn(f"node{i}-proxy", self.namespace(f"node{i}"), kemu + ["proxy", "--node-config", cfg_path])
+            # the node's cluster DNS server (NodeLocal-DNSCache-like); it registers in kube-dns's Endpoints
+            self._spawn(f"node{i}-dns", self.namespace(f"node{i}"), kemu + ["dns", "--node-config", cfg_path])
+
+    def _spawn_agent(self, node: str) -> None:
+        cfg_path = os.path.join(self.dir, "nodes", node, "node.json")
+        self._spawn(f"{node}-agent", self.namespace(node),
+                    [sys.executable, "-m", "kemu.cli", "node-agent", "--node-config", cfg_path])
+
+    # ---- failures ----------------------------------------------------------------------------------------------
+    def _check_stoppable(self, name: str) -> None:
+        if name == "etcd" and "etcd" in self.state.daemons:
+            return
+        if name not in self.state.nodes:
+            extra = " or etcd" if "etcd" in self.state.daemons else ""
+            raise LabError(f"{name!r} is not a node of lab {self.name}: use one of "
+                           f"{', '.join(self.state.nodes)}{extra}")
+
+    def stop(self, name: str, cut_link: bool = False) -> None:
+        """Emulate a failure: stop a node's agent (its pods keep running) or cut its cable (eth1 down);
+        `etcd` stops the lab's etcd."""
+        self._check_stoppable(name)
+        if cut_link and name != "etcd":
+            set_link(self.namespace(name), "eth1", up=False)
+        else:
+            Daemon(**self.state.daemons["etcd" if name == "etcd" else f"{name}-agent"]).stop()
+
+    def start(self, name: str) -> None:
+        """Undo stop(): the cable back in, the agent (or etcd) running again; an agent re-adopts its pods."""
+        self._check_stoppable(name)
+        if name == "etcd":
+            if not Daemon(**self.state.daemons["etcd"]).alive():
+                self._start_etcd()
+            return
+        ns = self.namespace(name)
+        if not link_is_up(ns, "eth1"):
+            set_link(ns, "eth1", up=True)
+            add_route(ns, "0.0.0.0/0", LAB_GATEWAY)   # routes through eth1 went away with the link
+            self._route_pod_networks(only=name)
+        if not Daemon(**self.state.daemons[f"{name}-agent"]).alive():
+            self._spawn_agent(name)
 
     def wait_ready(self, client: Client, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -196,19 +336,41 @@ class Lab:
             nodes, _ = client.list("Node")
             ready = {n["metadata"]["name"] for n in nodes
                      if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))}
-            if ready >= set(self.state.nodes):
+            if ready >= set(self.state.nodes) and self._dns_ready(client):
                 return
             dead = [k for k, d in self.state.daemons.items() if not Daemon(**d).alive()]
             if dead:
-                raise LabError(f"lab {self.name}: {', '.join(dead)} exited; see {self.dir}/logs/{dead[0]}.log")
+                raise LabError(f"lab {self.name}: {', '.join(dead)} exited: {self._log_tail(dead[0])}")
             time.sleep(0.02)
         raise LabError(f"lab {self.name}: nodes not Ready after {timeout:.0f}s; see {self.dir}/logs/")
+
+    def _dns_ready(self, client: Client) -> bool:
+        """Every node's DNS server is in kube-dns's Endpoints (so pods resolve names as soon as up returns)."""
+        if not any(k.endswith("-dns") for k in self.state.daemons):
+            return True
+        ep = client.get("Endpoints", "kube-system", "kube-dns") or {}
+        ips = {a["ip"] for s in ep.get("subsets") or [] for a in s.get("addresses") or []}
+        return len(ips) >= len(self.state.nodes)
+
+    def _log_tail(self, daemon: str, lines: int = 3) -> str:
+        """The last lines of a daemon's log (the lab directory goes away with a failed `up`)."""
+        try:
+            with open(os.path.join(self.dir, "logs", f"{daemon}.log"), errors="replace") as f:
+                tail = [line.strip() for line in f.readlines()[-lines:] if line.strip()]
+        except OSError:
+            tail = []
+        return " | ".join(tail) or "(no log output)"
 
     # ---- down --------------------------------------------------------------------------------------------------
     def down(self) -> list[str]:
         """Remove everything the lab made; returns what could not be removed (empty when clean)."""
-        for d in self.state.daemons.values():
-            Daemon(**d).stop()
+        daemons = [Daemon(**d) for d in self.state.daemons.values()]
+        for group in ([d for d in daemons if d.name != "etcd"], [d for d in daemons if d.name == "etcd"]):
+            for d in group:       # SIGTERM all at once, then wait; etcd last so nobody waits for it
+                if d.alive():
+                    os.kill(d.pid, signal.SIGTERM)
+            for d in group:
+                d.stop()
         driver = cgroups.detect()
         for node in self.state.nodes or [n[len(self.prefix):] for n in Namespace.list(self.prefix)]:
             cgroups.cleanup_node(driver, f"{self.prefix}{node}")
@@ -258,9 +420,15 @@ class Lab:
                 left += [f"cgroup {os.path.join(mount, d)}" for d in os.listdir(mount) if d.startswith(self.prefix)]
         left += [f"mount {m}" for m in self._mounts()]
         left += [f"process {p}" for p in self._marked_processes()]
+        if os.path.exists(self.etcd_socket):
+            left.append(f"etcd socket {self.etcd_socket}")
         if os.path.exists(self.dir):
             left.append(f"directory {self.dir}")
         return left
 
     def exec_argv(self, host: str, argv: list[str]) -> list[str]:
         return self.namespace(host).enter_argv(argv)
+
+
+def _network_address(cidr: str) -> str:
+    return str(ipaddress.ip_network(cidr).network_address)

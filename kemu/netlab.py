@@ -1,12 +1,16 @@
 """Mininet-style small classes, one per kernel object, for building labs from network namespaces."""
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 
-from pyroute2 import NetNS, netns
+from pyroute2 import NetNS, NetlinkError, netns
+from pyroute2 import config as pyroute2_config
 
 NETNS_DIR = "/var/run/netns"
+# NetNS talks to a forked helper; its 2 s default answer timeout fails lab setup on a loaded machine
+pyroute2_config.default_communicate_timeout = max(pyroute2_config.default_communicate_timeout, 30)
 
 
 class Namespace:
@@ -89,3 +93,61 @@ class VethPair:
 def add_route(ns: Namespace, dst: str, gateway: str) -> None:
     with ns.ipr() as ipr:
         ipr.route("replace", dst=dst, gateway=gateway)
+
+
+def set_link(ns: Namespace, ifname: str, up: bool) -> None:
+    """Bring an interface up or down (a "cut cable")."""
+    with ns.ipr() as ipr:
+        ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0], state="up" if up else "down")
+
+
+def link_is_up(ns: Namespace, ifname: str) -> bool:
+    with ns.ipr() as ipr:
+        return ipr.get_links(ipr.link_lookup(ifname=ifname)[0])[0].get("state") == "up"
+
+
+class Vxlan:
+    """A flannel-style VXLAN device (no learning): peers are programmed statically as FDB + ARP + route entries."""
+
+    def __init__(self, ns: Namespace, name: str = "kemu.1", vni: int = 1, port: int = 8472) -> None:
+        self.ns, self.name, self.vni, self.port = ns, name, vni, port
+
+    def exists(self) -> bool:
+        with self.ns.ipr() as ipr:
+            return bool(ipr.link_lookup(ifname=self.name))
+
+    def create(self, local_ip: str, underlay: str, mac: str, address: str, mtu: int = 1450) -> "Vxlan":
+        with self.ns.ipr() as ipr:
+            ipr.link("add", ifname=self.name, kind="vxlan", vxlan_id=self.vni, vxlan_port=self.port,
+                     vxlan_local=local_ip, vxlan_link=ipr.link_lookup(ifname=underlay)[0], vxlan_learning=0,
+                     address=mac, mtu=mtu)
+            idx = ipr.link_lookup(ifname=self.name)[0]
+            ipr.addr("add", index=idx, address=address, prefixlen=32)
+            ipr.link("set", index=idx, state="up")
+        return self
+
+    def add_peer(self, pod_cidr: str, vtep_ip: str, vtep_mac: str, node_ip: str) -> None:
+        """Reach `pod_cidr` through the peer VTEP (vtep_ip/vtep_mac) living on the host at `node_ip`."""
+        from pyroute2.netlink.rtnl import ndmsg
+        with self.ns.ipr() as ipr:
+            idx = ipr.link_lookup(ifname=self.name)[0]
+            try:   # pyroute2's fdb "replace" is refused by vxlan (EOPNOTSUPP); the entry never changes anyway
+                ipr.fdb("add", ifindex=idx, lladdr=vtep_mac, dst=node_ip)
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:
+                    raise
+            ipr.neigh("replace", dst=vtep_ip, lladdr=vtep_mac, ifindex=idx, state=ndmsg.states["permanent"])
+            ipr.route("replace", dst=pod_cidr, gateway=vtep_ip, oif=idx, flags=4)   # RTNH_F_ONLINK
+
+
+def keep_pod_sources(ns: Namespace, cluster_cidr: str, local_cidr: str) -> None:
+    """Pod → remote pod traffic keeps its pod source IP: an identity SNAT that runs before the CNI plugin's ipMasq
+    (which only exempts the node's own pod CIDR), so no later masquerade applies. Hairpin traffic (local
+    destinations) is left to the proxy."""
+    script = (f"table ip kemu-podnet {{}}\nflush table ip kemu-podnet\n"
+              f"table ip kemu-podnet {{\n chain postrouting {{\n"
+              f"  type nat hook postrouting priority srcnat - 1; policy accept;\n"
+              f"  ip saddr {local_cidr} ip daddr {cluster_cidr} ip daddr != {local_cidr} snat to ip saddr\n"
+              f" }}\n}}\n")
+    subprocess.run(["nsenter", f"--net={ns.path}", "nft", "-f", "-"], input=script.encode(), check=True,
+                   capture_output=True)

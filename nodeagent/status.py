@@ -259,7 +259,9 @@ class StatusManager:
             cached, checked = self._written.get(meta["uid"], (None, 0.0))
         if cached is not None and self.clock() - checked < self.recheck:
             fresh = dict(build_status(pod, state, cached), qosClass=qos_class)
-            if fresh == cached:
+            # skip the store only if nothing changed here and nobody else (e.g. the node lifecycle controller
+            # marking pods not ready) changed the status we last wrote
+            if fresh == cached and (mirror_of or (pod.get("status") or {}) == cached):
                 return
 
         def same_pod(live: dict) -> bool:

@@ -80,3 +80,85 @@ def _secret(obj: dict) -> None:
 
 
 _DEFAULTERS = {"Pod": _pod, "Service": _service, "Namespace": _namespace, "Secret": _secret}
+
+
+# ---- workloads (apps/v1, batch/v1) ---------------------------------------------------------------------------------
+def _template(spec: dict) -> None:
+    template = spec.get("template")
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        pod_spec_defaults(template["spec"])
+
+
+def _replicaset(obj: dict) -> None:
+    spec = obj.setdefault("spec", {})
+    if isinstance(spec, dict):
+        spec.setdefault("replicas", 1)
+        spec.setdefault("minReadySeconds", 0)
+        _template(spec)
+
+
+def _deployment(obj: dict) -> None:
+    spec = obj.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    spec.setdefault("minReadySeconds", 0)
+    strategy = spec.setdefault("strategy", {})
+    if isinstance(strategy, dict):
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            if isinstance(rolling, dict):
+                rolling.setdefault("maxSurge", "25%")
+                rolling.setdefault("maxUnavailable", "25%")
+    _template(spec)
+
+
+def _daemonset(obj: dict) -> None:
+    spec = obj.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("minReadySeconds", 0)
+    strategy = spec.setdefault("updateStrategy", {})
+    if isinstance(strategy, dict):
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate" and isinstance(strategy.setdefault("rollingUpdate", {}), dict):
+            strategy["rollingUpdate"].setdefault("maxUnavailable", 1)
+            strategy["rollingUpdate"].setdefault("maxSurge", 0)
+    _template(spec)
+
+
+def job_spec_defaults(spec: dict) -> None:
+    """Job defaults (also applied to a CronJob's jobTemplate): completions/parallelism 1 when both unset."""
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    _template(spec)
+
+
+def _job(obj: dict) -> None:
+    if isinstance(obj.setdefault("spec", {}), dict):
+        job_spec_defaults(obj["spec"])
+
+
+def _cronjob(obj: dict) -> None:
+    spec = obj.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("concurrencyPolicy", "Allow")
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+    job_template = spec.get("jobTemplate")
+    if isinstance(job_template, dict) and isinstance(job_template.setdefault("spec", {}), dict):
+        job_spec_defaults(job_template["spec"])
+
+
+_DEFAULTERS.update({"ReplicaSet": _replicaset, "Deployment": _deployment, "DaemonSet": _daemonset, "Job": _job,
+                    "CronJob": _cronjob})

@@ -27,6 +27,11 @@ KINDS: dict[str, Kind] = {k.name: k for k in [
     Kind("ConfigMap", "v1", "configmaps", ("cm",)),
     Kind("Secret", "v1", "secrets"),
     Kind("Event", "v1", "events", ("ev",)),
+    Kind("Deployment", "apps/v1", "deployments", ("deploy",)),
+    Kind("ReplicaSet", "apps/v1", "replicasets", ("rs",)),
+    Kind("DaemonSet", "apps/v1", "daemonsets", ("ds",)),
+    Kind("Job", "batch/v1", "jobs"),
+    Kind("CronJob", "batch/v1", "cronjobs", ("cj",)),
 ]}
 
 _ALIASES: dict[str, Kind] = {}

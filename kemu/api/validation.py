@@ -86,6 +86,12 @@ def _pod_spec(spec: dict, path: str, problems: Problems) -> None:
     grace = spec.get("terminationGracePeriodSeconds")
     if not isinstance(grace, int) or grace < 0:
         problems.append((f"{path}.terminationGracePeriodSeconds", "must be a non-negative integer"))
+    policy = spec.get("dnsPolicy", "ClusterFirst")
+    if policy not in ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"):
+        problems.append((f"{path}.dnsPolicy", "must be ClusterFirst, ClusterFirstWithHostNet, Default or None"))
+    elif policy == "None" and not (spec.get("dnsConfig") or {}).get("nameservers"):
+        problems.append((f"{path}.dnsConfig.nameservers", "required when dnsPolicy is None: list at least one "
+                                                          "nameserver"))
     if spec.get("hostname") is not None and not is_dns1123_label(spec["hostname"]):
         problems.append((f"{path}.hostname", "must be a DNS-1123 label"))
     seen: set[str] = set()
@@ -397,6 +403,8 @@ def _cronjob(obj: dict, problems: Problems) -> None:
         parse_schedule(spec.get("schedule"))
     except ValueError as exc:
         problems.append(("spec.schedule", str(exc)))
+    if spec.get("timeZone") not in (None, "UTC", "Etc/UTC"):
+        problems.append(("spec.timeZone", "kemu schedules in UTC: leave timeZone unset or set it to UTC"))
     if spec.get("concurrencyPolicy") not in ("Allow", "Forbid", "Replace"):
         problems.append(("spec.concurrencyPolicy", "must be Allow, Forbid or Replace"))
     for field in ("startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"):

@@ -1,19 +1,119 @@
-"""A small scheduler: binds pods without spec.nodeName to a Ready, schedulable node that fits."""
+"""A small scheduler: binds pods without spec.nodeName to a node that fits, preferring the least requested one.
+
+Filters (kube-scheduler plugin in brackets): node Ready, spec.unschedulable [NodeUnschedulable], nodeSelector
+[NodeAffinity], untolerated NoSchedule/NoExecute taints [TaintToleration], free hostPorts [NodePorts], requests vs
+allocatable for cpu, memory and the pod count [NodeResourcesFit]. Score: least requested cpu+memory, counting
+pods without requests as 100m/200Mi as upstream does, so best-effort pods spread too. A bind is remembered
+("assumed") until the informer shows it, so a burst of pods does not pile onto one node.
+"""
 from __future__ import annotations
 
 import logging
+import threading
 
+from kemu.api.quantity import bytes_of, cpu_millis
 from kemu.client import Client, now_rfc3339
 from kemu.controllers.queue import WorkQueue
 from kemu.events import EventRecorder
 from kemu.informer import Informer
 
 log = logging.getLogger(__name__)
+DEFAULT_MILLI_CPU = 100               # what the scorer assumes for a container without requests
+DEFAULT_MEMORY = 200 * 1024 * 1024
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 
 
 def node_ready(node: dict) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in (node.get("status") or {}).get("conditions")
                or [])
+
+
+def pod_requests(pod: dict) -> dict[str, int]:
+    """Effective requests (cpu in millicores, memory in bytes): sum over containers, at least any init container's;
+    a resource with a limit but no request requests its limit."""
+    def of(container: dict) -> dict[str, int]:
+        res = container.get("resources") or {}
+        req = {**(res.get("limits") or {}), **(res.get("requests") or {})}
+        return {"cpu": cpu_millis(req["cpu"]) if "cpu" in req else 0,
+                "memory": bytes_of(req["memory"]) if "memory" in req else 0}
+    total = {"cpu": 0, "memory": 0}
+    for c in pod["spec"]["containers"]:
+        for k, v in of(c).items():
+            total[k] += v
+    for c in pod["spec"].get("initContainers") or []:
+        for k, v in of(c).items():
+            total[k] = max(total[k], v)
+    return total
+
+
+def host_ports(pod: dict) -> set[tuple[str, str, int]]:
+    return {(p.get("hostIP") or "0.0.0.0", p.get("protocol", "TCP"), p["hostPort"])
+            for c in pod["spec"]["containers"] for p in c.get("ports") or [] if p.get("hostPort")}
+
+
+def tolerates(tolerations: list[dict], taint: dict) -> bool:
+    for t in tolerations:
+        if t.get("effect") and t["effect"] != taint.get("effect"):
+            continue
+        if t.get("operator", "Equal") == "Exists":
+            if not t.get("key") or t["key"] == taint["key"]:
+                return True
+        elif t.get("key") == taint["key"] and (t.get("value") or "") == (taint.get("value") or ""):
+            return True
+    return False
+
+
+def _ports_conflict(wanted: set[tuple[str, str, int]], used: set[tuple[str, str, int]]) -> bool:
+    for ip, proto, port in wanted:
+        for uip, uproto, uport in used:
+            if proto == uproto and port == uport and (ip == uip or "0.0.0.0" in (ip, uip)):
+                return True
+    return False
+
+
+class NodeUsage:
+    """What the pods bound to one node use of it."""
+
+    def __init__(self, node: dict) -> None:
+        alloc = (node.get("status") or {}).get("allocatable") or {}
+        self.allocatable = {"cpu": cpu_millis(alloc.get("cpu", "0")), "memory": bytes_of(alloc.get("memory", "0")),
+                            "pods": int(alloc.get("pods", 110))}
+        self.requested = {"cpu": 0, "memory": 0}
+        self.nonzero = {"cpu": 0, "memory": 0}
+        self.pods = 0
+        self.ports: set[tuple[str, str, int]] = set()
+
+    def add(self, pod: dict) -> None:
+        req = pod_requests(pod)
+        for k in ("cpu", "memory"):
+            self.requested[k] += req[k]
+        self.nonzero["cpu"] += req["cpu"] or DEFAULT_MILLI_CPU
+        self.nonzero["memory"] += req["memory"] or DEFAULT_MEMORY
+        self.pods += 1
+        self.ports |= host_ports(pod)
+
+    def misfit(self, pod: dict) -> list[str]:
+        """Why `pod` does not fit in what is left (empty when it fits)."""
+        reasons = []
+        if self.pods + 1 > self.allocatable["pods"]:
+            reasons.append("Too many pods")
+        req = pod_requests(pod)
+        for k in ("cpu", "memory"):
+            if req[k] and self.requested[k] + req[k] > self.allocatable[k]:
+                reasons.append(f"Insufficient {k}")
+        if _ports_conflict(host_ports(pod), self.ports):
+            reasons.append("node(s) didn't have free ports for the requested pod ports")
+        return reasons
+
+    def score(self, pod: dict) -> float:
+        """LeastAllocated: the mean free fraction of cpu and memory after placing the pod (higher is better)."""
+        req = pod_requests(pod)
+        free = []
+        for k, default in (("cpu", DEFAULT_MILLI_CPU), ("memory", DEFAULT_MEMORY)):
+            cap = self.allocatable[k]
+            used = self.nonzero[k] + (req[k] or default)
+            free.append(max(cap - used, 0) / cap if cap else 0.0)
+        return sum(free) / len(free)
 
 
 class Scheduler:
@@ -23,6 +123,8 @@ class Scheduler:
         self.queue = WorkQueue("scheduler", self.schedule)
         self.pods = Informer(client, "Pod", self._on_pod)
         self.nodes = Informer(client, "Node", self._on_node)
+        self._assumed: dict[str, tuple[str, dict]] = {}   # pod key → (node, pod) bound but not yet seen bound
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         self.queue.start()
@@ -30,39 +132,76 @@ class Scheduler:
         self.nodes.synced.wait(10)
         self.pods.start()
 
-    def _on_pod(self, key: str, old: dict | None, new: dict | None) -> None:
-        if new is not None and not new["spec"].get("nodeName") and not new["metadata"].get("deletionTimestamp"):
-            self.queue.add(key)
-
-    def _on_node(self, key: str, old: dict | None, new: dict | None) -> None:
-        for pkey, pod in list(self.pods.cache.items()):   # a node change may make pending pods fit
-            if not pod["spec"].get("nodeName"):
+    def _requeue_pending(self) -> None:
+        for pkey, pod in list(self.pods.cache.items()):
+            if not pod["spec"].get("nodeName") and not pod["metadata"].get("deletionTimestamp"):
                 self.queue.add(pkey)
 
-    def _fits(self, pod: dict, node: dict) -> str | None:
-        """None if `pod` can go on `node`, else the reason it cannot."""
+    def _on_pod(self, key: str, old: dict | None, new: dict | None) -> None:
+        if new is None or new["spec"].get("nodeName"):
+            with self._lock:
+                self._assumed.pop(key, None)
+        if new is not None and not new["spec"].get("nodeName") and not new["metadata"].get("deletionTimestamp"):
+            self.queue.add(key)
+        elif old is not None and old["spec"].get("nodeName") and (new is None or _terminal(new)):
+            self._requeue_pending()        # resources or ports were freed
+
+    def _on_node(self, key: str, old: dict | None, new: dict | None) -> None:
+        if new is not None and (old is None or old.get("spec") != new.get("spec") or
+                                node_ready(old) != node_ready(new) or
+                                old["status"].get("allocatable") != new["status"].get("allocatable")):
+            self._requeue_pending()        # a node change may make pending pods fit
+
+    def usage(self) -> dict[str, NodeUsage]:
+        usage = {n["metadata"]["name"]: NodeUsage(n) for n in self.nodes.items()}
+        with self._lock:
+            assumed = dict(self._assumed)
+        bound = {}
+        for pod in self.pods.items():
+            key = f"/registry/pods/{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+            node = pod["spec"].get("nodeName") or (assumed.get(key) or (None,))[0]
+            if node and not _terminal(pod):
+                bound[key] = (node, pod)
+        for key, (node, pod) in assumed.items():
+            bound.setdefault(key, (node, pod))
+        for node, pod in bound.values():
+            if node in usage:
+                usage[node].add(pod)
+        return usage
+
+    def filter(self, pod: dict, node: dict, usage: NodeUsage) -> list[str]:
+        """The reasons `pod` cannot go on `node` (empty if it can), worded as kube-scheduler words them."""
         if not node_ready(node):
-            return "node(s) were not ready"
-        if node["spec"].get("unschedulable"):
-            return "node(s) were unschedulable"
+            return ["node(s) were not ready"]
+        tolerations = pod["spec"].get("tolerations") or []
+        if node["spec"].get("unschedulable") and not tolerates(
+                tolerations, {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}):
+            return ["node(s) were unschedulable"]
         labels = node["metadata"].get("labels") or {}
         if any(labels.get(k) != v for k, v in (pod["spec"].get("nodeSelector") or {}).items()):
-            return "node(s) didn't match Pod's node affinity/selector"
-        return None
+            return ["node(s) didn't match Pod's node affinity/selector"]
+        for taint in node["spec"].get("taints") or []:
+            if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
+                return [f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"]
+        return usage.misfit(pod)
 
     def schedule(self, key: str) -> None:
         pod = self.pods.cache.get(key)
         if pod is None or pod["spec"].get("nodeName") or pod["metadata"].get("deletionTimestamp"):
             return
+        with self._lock:
+            if key in self._assumed and self._assumed[key][1]["metadata"]["uid"] == pod["metadata"]["uid"]:
+                return
         nodes = self.nodes.items()
+        usage = self.usage()
         reasons: dict[str, int] = {}
         fitting = []
         for node in nodes:
-            why = self._fits(pod, node)
-            if why:
-                reasons[why] = reasons.get(why, 0) + 1
-            else:
-                fitting.append(node)
+            why = self.filter(pod, node, usage[node["metadata"]["name"]])
+            for r in why:
+                reasons[r] = reasons.get(r, 0) + 1
+            if not why:
+                fitting.append(node["metadata"]["name"])
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         if not fitting:
             detail = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
@@ -70,11 +209,7 @@ class Scheduler:
             self.events.record(pod, "Warning", "FailedScheduling", message)
             self._set_unschedulable(ns, name, message)
             return
-        load = {n["metadata"]["name"]: 0 for n in fitting}
-        for other in self.pods.items():
-            if other["spec"].get("nodeName") in load:
-                load[other["spec"]["nodeName"]] += 1
-        target = min(sorted(load), key=lambda n: load[n])
+        target = max(sorted(fitting), key=lambda n: (usage[n].score(pod), -usage[n].pods))
 
         def bind(live: dict) -> bool | None:
             if live["spec"].get("nodeName") or live["metadata"]["uid"] != pod["metadata"]["uid"]:
@@ -84,13 +219,27 @@ class Scheduler:
             live.setdefault("status", {})["conditions"] = conditions + [
                 {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now_rfc3339()}]
             return None
-        if self.client.mutate("Pod", ns, name, bind):
+        with self._lock:
+            self._assumed[key] = (target, pod)
+        bound = self.client.mutate("Pod", ns, name, bind)
+        if bound and bound["spec"].get("nodeName") == target:
             self.events.record(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {target}")
+        else:
+            with self._lock:
+                self._assumed.pop(key, None)
 
     def _set_unschedulable(self, ns: str, name: str, message: str) -> None:
         def mark(live: dict) -> None:
             conditions = [c for c in (live.get("status") or {}).get("conditions") or [] if c["type"] != "PodScheduled"]
-            live.setdefault("status", {})["conditions"] = conditions + [
+            old = next((c for c in (live.get("status") or {}).get("conditions") or [] if c["type"] == "PodScheduled"),
+                       {})
+            live.setdefault("status", {})["phase"] = live["status"].get("phase") or "Pending"
+            live["status"]["conditions"] = conditions + [
                 {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
-                 "lastProbeTime": None, "lastTransitionTime": now_rfc3339()}]
+                 "lastProbeTime": None, "lastTransitionTime": old.get("lastTransitionTime") if
+                 old.get("message") == message else now_rfc3339()}]
         self.client.mutate("Pod", ns, name, mark)
+
+
+def _terminal(pod: dict) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")

@@ -117,3 +117,13 @@ def test_update_detects_conflicts(client):
     client.mutate("Pod", "default", "p", lambda o: o["metadata"].setdefault("labels", {}).update(a="1"))
     with pytest.raises(Conflict):
         client.update(p)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"dnsPolicy": "Sometimes"}, "spec.dnsPolicy: must be ClusterFirst"),
+    ({"dnsPolicy": "None"}, "spec.dnsConfig.nameservers: required when dnsPolicy is None"),
+])
+def test_dns_policy_is_validated(client, spec, message):
+    with pytest.raises(ManifestError, match=message.replace(".", r"\.")):
+        client.apply([pod(**spec)])
+    client.apply([pod("fine", dnsPolicy="None", dnsConfig={"nameservers": ["10.96.0.10"]})])
