@@ -26,13 +26,17 @@ __all__ = [
 
 
 def is_cgroup2(root: str, mountinfo: str | None = None) -> bool:
-    """True if root is a cgroup2 mount (per mountinfo) or looks like one (cgroup.controllers)."""
+    """True if root is a cgroup2 mount (per mountinfo) or looks like one (cgroup.controllers).
+
+    Every mount counts, not only cgroup ones: on a hybrid host /sys/fs/cgroup is a tmpfs, and
+    that answer must not fall through to probing the files of whatever is mounted here."""
     if mountinfo is None:
         mountinfo = fs.read_or("/proc/self/mountinfo", "") or ""
     real = os.path.realpath(root)
-    top = [m for m in fs.parse_mountinfo(mountinfo) if m.mountpoint == real]
+    top = [m for m in fs.parse_mountinfo(mountinfo, fstypes=None) if m.mountpoint == real]
     if top:  # the last mount on a mountpoint is the visible one
         return top[-1].fstype == "cgroup2"
+    # not a mountpoint (a subtree of a mount, or a fake tree in tests): look at the files
     return os.path.exists(os.path.join(root, "cgroup.controllers"))
 
 

@@ -61,8 +61,8 @@ class Mount:
     options: frozenset[str]  # super options, e.g. {"rw", "cpu", "cpuacct"}
 
 
-def parse_mountinfo(text: str) -> list[Mount]:
-    """Parse /proc/self/mountinfo into cgroup/cgroup2 mounts."""
+def parse_mountinfo(text: str, fstypes: tuple[str, ...] | None = ("cgroup", "cgroup2")) -> list[Mount]:
+    """Parse /proc/self/mountinfo into cgroup/cgroup2 mounts (fstypes=None: every mount)."""
     mounts = []
     for line in text.splitlines():
         left, sep, right = line.partition(" - ")
@@ -73,7 +73,7 @@ def parse_mountinfo(text: str) -> list[Mount]:
         if len(fields) < 5 or len(rfields) < 3:
             continue
         fstype = rfields[0]
-        if fstype not in ("cgroup", "cgroup2"):
+        if fstypes is not None and fstype not in fstypes:
             continue
         mp = fields[4].replace("\\040", " ")
         mounts.append(Mount(mp, fstype, frozenset(rfields[2].split(","))))

@@ -203,7 +203,9 @@ def test_remove_busy_node_leaves_no_directory(driver, node):
     p, (c,) = burstable_pod(driver, node, "busy", [{"name": "a", "resources": {"limits": {"cpu": "100m", "memory": "32Mi"}}}])
     spawn(node, c, ["sh", "-c", "sleep 1000 & exec sleep 1000"])
     spawn(node, driver.sandbox(p), ["sleep", "1000"])
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10   # the shell forks under a 100m CPU limit: that can take over a second
+    while len(node.pids()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert len(node.pids()) == 3
     node.remove()
     for m in driver.mounts:
