@@ -80,7 +80,9 @@ def test_crash_loop_backs_off_doubling_to_the_cap(kemu_lab):
     for gap, want in zip(gaps, [0, 1, 2, 4, 4, 4]):
         assert want <= gap < want + 0.6, f"restart gaps {[round(g, 2) for g in gaps]}"
     assert saw_backoff
-    status = kemu_lab.get("Pod", "crasher")["status"]
+    # the 6th restart is on disk (shim state file); its status write follows within a sync
+    status = kemu_lab.wait("restartCount 6 in the status", lambda: (lambda st: st if st["containerStatuses"][0]
+                           ["restartCount"] >= 6 else None)(kemu_lab.get("Pod", "crasher")["status"]), 5)
     cs = status["containerStatuses"][0]
     assert cs["restartCount"] >= 6 and status["phase"] == "Running"
     last = cs["lastState"]["terminated"]

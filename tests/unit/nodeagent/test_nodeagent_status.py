@@ -126,19 +126,23 @@ class FakeClient:
 
 
 def test_status_manager_skips_the_store_while_nothing_changed_but_rechecks():
+    import copy
     from nodeagent.status import StatusManager
     now = [0.0]
-    p = dict(pod(), status={})
-    client = FakeClient(p)
+    client = FakeClient(dict(pod(), status={}))
+    informer_view = lambda: copy.deepcopy(client.pod)   # noqa: E731 (what the worker holds: the informer's copy)
     manager = StatusManager(client, recheck=10, clock=lambda: now[0])
     st = state(running("a"))
-    manager.write(p, st, "BestEffort")
-    manager.write(p, st, "BestEffort")
+    manager.write(informer_view(), st, "BestEffort")
+    manager.write(informer_view(), st, "BestEffort")
     assert (client.gets, client.writes) == (1, 1)
     st.containers["a"].ready = False              # a change goes to the store at once
-    manager.write(p, st, "BestEffort")
+    manager.write(informer_view(), st, "BestEffort")
     assert (client.gets, client.writes) == (2, 2)
-    client.pod["status"]["phase"] = "Pending"     # someone else changed it: noticed at the next recheck
-    now[0] = 11
-    manager.write(p, st, "BestEffort")
+    client.pod["status"]["phase"] = "Pending"     # someone else changed it (e.g. the node lifecycle controller):
+    manager.write(informer_view(), st, "BestEffort")   # seen in the informer's copy, corrected at once
     assert (client.gets, client.writes) == (3, 3) and client.pod["status"]["phase"] == "Running"
+    stale = dict(pod(), status={})                # a copy older than our own write: checked against the store,
+    now[0] = 11                                   # which needs no write
+    manager.write(stale, st, "BestEffort")
+    assert (client.gets, client.writes) == (4, 3)
