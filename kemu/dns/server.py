@@ -196,7 +196,7 @@ class DNSServer:
     def start(self) -> "DNSServer":
         self.cache.start()
         threading.Thread(target=self._serve_udp, name="dns-udp", daemon=True).start()
-        threading.Thread(target=self.tcp.serve_forever, name="dns-tcp", daemon=True).start()
+        threading.Thread(target=self.tcp.serve_forever, args=(0.05,), name="dns-tcp", daemon=True).start()
         return self
 
     def _serve_udp(self) -> None:
