@@ -1,5 +1,5 @@
-"""`kemu` subcommands for multi-node clusters: cordon, uncordon, drain; `lab stop|start NODE|etcd`; and the cluster
-options of `lab up` (--store, --etcd-endpoint, --pod-network, --node-monitor-grace-period)."""
+"""`kemu` subcommands for multi-node clusters: cordon, uncordon, drain; `lab stop|start NODE|etcd`; `lab add-node`;
+and the cluster options of `lab up` (--store, --etcd-endpoint, --pod-network, --node-monitor-grace-period)."""
 from __future__ import annotations
 
 import argparse
@@ -74,6 +74,20 @@ def cmd_lab_start(args: argparse.Namespace) -> int:
     except LabError as exc:
         raise cli.CLIError(str(exc)) from None
     print(f"{args.host} started")
+    return 0
+
+
+def cmd_lab_add_node(args: argparse.Namespace) -> int:
+    from kemu.lab import LabError
+    cli = _cli()
+    lab = cli._lab(args)
+    started = time.monotonic()
+    try:
+        name = lab.add_node(timeout=args.timeout)
+    except LabError as exc:
+        raise cli.CLIError(str(exc)) from None
+    print(f"{name} joined lab {lab.name}: Ready in {time.monotonic() - started:.2f}s "
+          f"(pod CIDR {lab.state.pod_cidrs[name]}, pod network {lab.state.pod_network})")
     return 0
 
 
@@ -200,6 +214,11 @@ def register(sub: argparse._SubParsersAction, lab: argparse._SubParsersAction) -
     start = lab.add_parser("start", help="undo `lab stop`: agent (or etcd) running, link up")
     start.add_argument("host", help="nodeN or etcd")
     start.set_defaults(func=cmd_lab_start)
+
+    add = lab.add_parser("add-node", help="grow a running lab by one node (nodeN+1) and wait until it is Ready")
+    add.add_argument("--name", dest="lab_name")
+    add.add_argument("--timeout", type=float, default=60.0)
+    add.set_defaults(func=cmd_lab_add_node)
 
     for verb, func, text in (("cordon", cmd_cordon, "mark a node unschedulable"),
                              ("uncordon", cmd_uncordon, "mark a node schedulable")):

@@ -26,8 +26,10 @@ from typing import Callable
 
 from kemu.api.meta import is_dns1123_label
 from kemu.client import Client
+from kemu.controllers.loadbalancer import DEFAULT_POOL as DEFAULT_LB_POOL
 from kemu.controllers.nodeipam import allocate_pod_cidr
-from kemu.netlab import Bridge, Namespace, VethPair, Vxlan, add_route, keep_pod_sources, link_is_up, set_link
+from kemu.netlab import (Bridge, Namespace, VethPair, Vxlan, add_multipath_route, add_route, keep_pod_sources,
+                         link_is_up, set_link)
 from kemu.store import open_store
 from kemu.store.etcd import EtcdStore, remove_stale_sockets, server_argv, wait_ready
 from nodeagent.config import NodeConfig, load_kubelet_config
@@ -38,6 +40,7 @@ LABS_DIR = os.environ.get("KEMU_LABS_DIR", "/run/kemu/labs")
 LAB_NETWORK = ipaddress.ip_network("192.168.56.0/24")
 LAB_GATEWAY = "192.168.56.1"
 CLIENT_IP = "192.168.56.100"
+LB_POOL = DEFAULT_LB_POOL   # LoadBalancer Service addresses (kemu.controllers.loadbalancer)
 CLUSTER_CIDR = "10.244.0.0/16"
 ETCD_PORT = 2379
 POD_NETWORKS = ("host-gw", "vxlan")
@@ -219,6 +222,9 @@ class Lab:
                        "net.ipv4.conf.all.rp_filter": 0})
         client = Namespace(f"{self.prefix}client").create()
         VethPair(self.net, "client", client, "eth1").create(lan, CLIENT_IP, LAB_NETWORK.prefixlen)
+        # LoadBalancer addresses are announced to the outside (the client) as an ECMP route over the nodes,
+        # the way MetalLB's BGP mode does; the node that gets a packet DNATs it like a ClusterIP
+        add_multipath_route(client, LB_POOL, [node_ip(i) for i in range(1, nodes + 1)])
 
     def _route_pod_networks(self, only: str | None = None) -> None:
         """Make every node's pod CIDR reachable from every other node, without NAT (host-gw routes or VXLAN).
@@ -282,20 +288,70 @@ class Lab:
             "controller-manager", "--store", cm_store,
             "--node-monitor-grace-period", str(self.state.node_monitor_grace_period)])
         for i in range(1, nodes + 1):
-            cfg = self.node_config(i)
-            os.makedirs(cfg.state_dir, exist_ok=True)
-            cfg_path = os.path.join(cfg.state_dir, "node.json")
-            with open(cfg_path, "w") as f:
-                json.dump(asdict(cfg), f, indent=2)
-            self._spawn_agent(f"node{i}")
-            self._spawn(f"node{i}-proxy", self.namespace(f"node{i}"), kemu + ["proxy", "--node-config", cfg_path])
-            # the node's cluster DNS server (NodeLocal-DNSCache-like); it registers in kube-dns's Endpoints
-            self._spawn(f"node{i}-dns", self.namespace(f"node{i}"), kemu + ["dns", "--node-config", cfg_path])
+            self._start_node_daemons(i)
+
+    def _start_node_daemons(self, i: int) -> None:
+        """node.json, then the node's agent, proxy and DNS server."""
+        kemu = [sys.executable, "-m", "kemu.cli"]
+        cfg = self.node_config(i)
+        os.makedirs(cfg.state_dir, exist_ok=True)
+        cfg_path = os.path.join(cfg.state_dir, "node.json")
+        with open(cfg_path, "w") as f:
+            json.dump(asdict(cfg), f, indent=2)
+        self._spawn_agent(f"node{i}")
+        self._spawn(f"node{i}-proxy", self.namespace(f"node{i}"), kemu + ["proxy", "--node-config", cfg_path])
+        # the node's cluster DNS server (NodeLocal-DNSCache-like); it registers in kube-dns's Endpoints
+        self._spawn(f"node{i}-dns", self.namespace(f"node{i}"), kemu + ["dns", "--node-config", cfg_path])
 
     def _spawn_agent(self, node: str) -> None:
         cfg_path = os.path.join(self.dir, "nodes", node, "node.json")
         self._spawn(f"{node}-agent", self.namespace(node),
                     [sys.executable, "-m", "kemu.cli", "node-agent", "--node-config", cfg_path])
+
+    # ---- grow --------------------------------------------------------------------------------------------------
+    def add_node(self, timeout: float = 30.0) -> str:
+        """Grow a running lab by one node, built as `up` builds one: netns on the lab segment, pod CIDR claimed in
+        the store, pod routes (or VXLAN peers) both ways, agent + proxy + DNS; returns its name once it is Ready."""
+        if not self.exists():
+            raise LabError(f"lab {self.name} is not up; run `kemu lab up --name {self.name}` first")
+        index = len(self.state.nodes) + 1
+        if index > MAX_NODES:
+            raise LabError(f"lab {self.name} has {MAX_NODES} nodes already (the most a lab can have)")
+        name = f"node{index}"
+        ns = Namespace(f"{self.prefix}{name}")
+        if ns.exists():
+            raise LabError(f"namespace {ns.name} is left from an earlier node; run `kemu lab down --name {self.name}`")
+        client = self.client()
+        # in lab.json before the namespace exists, so `lab down` and leftovers() cover a half-built node too
+        self.state.nodes.append(name)
+        self.state.pod_cidrs[name] = allocate_pod_cidr(client.store, name, CLUSTER_CIDR)
+        self._save()
+        ns.create()
+        VethPair(self.net, name, ns, "eth1").create(Bridge(self.net, "br0"), node_ip(index), LAB_NETWORK.prefixlen,
+                                                    LAB_GATEWAY)
+        ns.sysctl({"net.ipv4.ip_forward": 1, "net.bridge.bridge-nf-call-iptables": 1,
+                   "net.ipv4.conf.all.rp_filter": 0})
+        self._start_node_daemons(index)
+        self._route_pod_networks()    # idempotent: the new node to the others and the others to it
+        self._wait_node_ready(client, name, timeout)
+        return name
+
+    def _wait_node_ready(self, client: Client, name: str, timeout: float) -> None:
+        """`name` is Ready and its DNS server is in kube-dns's Endpoints (other nodes may be failed on purpose)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            node = client.get("Node", None, name) or {}
+            ep = client.get("Endpoints", "kube-system", "kube-dns") or {}
+            if any(c["type"] == "Ready" and c["status"] == "True"
+                   for c in (node.get("status") or {}).get("conditions", [])) and \
+                    any(a.get("nodeName") == name for s in ep.get("subsets") or [] for a in s.get("addresses") or []):
+                return
+            dead = [k for k in (f"{name}-agent", f"{name}-proxy", f"{name}-dns")
+                    if not Daemon(**self.state.daemons[k]).alive()]
+            if dead:
+                raise LabError(f"lab {self.name}: {', '.join(dead)} exited: {self._log_tail(dead[0])}")
+            time.sleep(0.02)
+        raise LabError(f"lab {self.name}: {name} not Ready after {timeout:.0f}s; see {self.dir}/logs/")
 
     # ---- failures ----------------------------------------------------------------------------------------------
     def _check_stoppable(self, name: str) -> None:

@@ -151,3 +151,12 @@ def keep_pod_sources(ns: Namespace, cluster_cidr: str, local_cidr: str) -> None:
               f" }}\n}}\n")
     subprocess.run(["nsenter", f"--net={ns.path}", "nft", "-f", "-"], input=script.encode(), check=True,
                    capture_output=True)
+
+
+def add_multipath_route(ns: Namespace, dst: str, gateways: list[str]) -> None:
+    """An ECMP route to `dst` spread over `gateways` (a single gateway is a plain route)."""
+    with ns.ipr() as ipr:
+        if len(gateways) == 1:
+            ipr.route("replace", dst=dst, gateway=gateways[0])
+        else:
+            ipr.route("replace", dst=dst, multipath=[{"gateway": gw} for gw in gateways])

@@ -7,6 +7,7 @@ import threading
 
 from kemu.client import Client
 from kemu.controllers.endpoints import EndpointsController
+from kemu.controllers.loadbalancer import LoadBalancerController
 from kemu.controllers.nodelifecycle import NodeLifecycleController
 from kemu.controllers.scheduler import Scheduler
 from kemu.controllers.workloads import start_workload_controllers
@@ -21,6 +22,7 @@ def main(store_url: str, node_monitor_grace_period: float = 40.0) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     Scheduler(client).start()
     EndpointsController(client).start()
+    LoadBalancerController(client).start()
     NodeLifecycleController(client, node_monitor_grace_period).start()
     start_workload_controllers(client)
     stop.wait()

@@ -192,3 +192,18 @@ def test_periodic_resync_repairs_a_chain_deleted_by_hand(kemu_lab):
     assert kemu_lab.http("client", f"http://{ip}/hostname", timeout=1) == "", "the ClusterIP is broken by hand"
     kemu_lab.wait_http("client", f"http://{ip}/hostname", "web-1", timeout=30)
     assert "chain nat-prerouting" in ruleset(kemu_lab)
+
+
+def test_load_balancer_gets_an_address_from_the_pool_reachable_from_outside(kemu_lab):
+    import ipaddress
+    start(kemu_lab, CLIENT + web_pod("web-1") + service("lb", "  type: LoadBalancer\n"), ["client", "web-1"])
+    kemu_lab.wait_endpoints("lb", 1)
+    status = kemu_lab.wait("an ingress address", lambda: (kemu_lab.get("Service", "lb").get("status") or {})
+                           .get("loadBalancer", {}).get("ingress"), timeout=10)
+    ip = status[0]["ip"]
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network("192.168.57.0/24")
+    assert ip in kemu_lab.kemu("get", "svc", "lb").stdout
+    assert kemu_lab.wait_http("client", f"http://{ip}/hostname", from_host=True) == "web-1"
+    kemu_lab.kemu("delete", "svc", "lb")
+    kemu_lab.wait("the address released", lambda: not kemu_lab.client.store.range(
+        "/registry/ranges/loadbalancerips/")[0], timeout=10)
