@@ -150,7 +150,25 @@ def require_root() -> None:
         pytest.skip("kemu labs need root: network namespaces, nftables and cgroups (run the suite with sudo)")
 
 
+OWNER_FILE = "pytest-owner.pid"   # in a fixture lab's directory: the pytest process that made it
+
+
+def _sweep_orphaned_labs() -> None:
+    """Remove fixture labs whose pytest process died without tearing down (SIGKILL, a lost machine session)."""
+    from kemu.lab import LABS_DIR, Lab
+    for name in Lab.names():
+        try:
+            with open(os.path.join(LABS_DIR, name, OWNER_FILE)) as f:
+                owner = int(f.read())
+        except (OSError, ValueError):
+            continue
+        if not os.path.exists(f"/proc/{owner}"):
+            Lab(name).down()
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if os.geteuid() == 0 and not hasattr(config, "workerinput"):
+        _sweep_orphaned_labs()   # labs of a pytest killed before its fixtures could tear down (SIGKILL, SIGTERM)
     config.addinivalue_line("markers", "kemu_lab(nodes=1, config=None, **lab_options): lab shape for the kemu_lab "
                                        "fixture (config: KubeletConfiguration-like dict; lab_options: Lab.up's)")
 
@@ -165,6 +183,9 @@ def kemu_lab(request: pytest.FixtureRequest):
         options["config"] = {"cniPlugin": os.environ["KEMU_CNI_PLUGIN"], **(options.get("config") or {})}
     handle = LabHandle(f"t{uuid.uuid4().hex[:8]}")
     try:
+        os.makedirs(handle.lab.dir, exist_ok=True)
+        with open(os.path.join(handle.lab.dir, OWNER_FILE), "w") as f:
+            f.write(str(os.getpid()))
         handle.up(options.pop("nodes", 1), options.pop("config", None), **options)
         yield handle
     finally:
