@@ -16,8 +16,17 @@ pytestmark = pytest.mark.root
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 
 
-def fixture_labs() -> set[str]:
-    return {n for n in Lab.names() if os.path.exists(os.path.join(LABS_DIR, n, "pytest-owner.pid"))}
+def labs_of(pid: int) -> set[str]:
+    """Fixture labs made by the pytest process `pid` (other suites may be running on the machine)."""
+    owned = set()
+    for name in Lab.names():
+        try:
+            with open(os.path.join(LABS_DIR, name, "pytest-owner.pid")) as f:
+                if int(f.read()) == pid:
+                    owned.add(name)
+        except (OSError, ValueError):
+            pass
+    return owned
 
 
 def test_a_failing_test_leaves_no_lab(tmp_path):
@@ -27,31 +36,35 @@ def test_a_failing_test_leaves_no_lab(tmp_path):
         "                  'spec: {containers: [{name: c, command: [sleep, \"60\"]}]}\\n')\n"
         "    kemu_lab.wait_pod('p')\n"
         "    assert False, 'boom'\n")
-    before = fixture_labs()
-    res = subprocess.run(PYTEST + [str(tmp_path / "test_fails.py")], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=120)
-    assert res.returncode == 1 and "boom" in res.stdout
-    assert fixture_labs() <= before
+    proc = subprocess.Popen(PYTEST + [str(tmp_path / "test_fails.py")], cwd=tmp_path, stdout=subprocess.PIPE,
+                            text=True)
+    seen: set[str] = set()
+    while proc.poll() is None:
+        seen |= labs_of(proc.pid)
+        time.sleep(0.05)
+    out = proc.stdout.read()
+    assert proc.returncode == 1 and "boom" in out
+    assert seen, "the inner test had a lab"
+    assert not labs_of(proc.pid) and all(Lab(n).leftovers() == [] for n in seen)
 
 
 def test_a_killed_session_is_cleaned_up_by_the_next(tmp_path):
     (tmp_path / "test_hangs.py").write_text("import time\n\ndef test_hangs(kemu_lab):\n    time.sleep(120)\n")
-    before = fixture_labs()
     proc = subprocess.Popen(PYTEST + [str(tmp_path / "test_hangs.py")], cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
-        while not (fixture_labs() - before) and time.monotonic() < deadline:
+        while not labs_of(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        orphan = fixture_labs() - before
+        orphan = labs_of(proc.pid)
         assert orphan, "the inner test's lab came up"
         time.sleep(1)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert orphan <= fixture_labs(), "SIGKILL leaves the lab behind"
+    assert orphan <= labs_of(proc.pid), "SIGKILL leaves the lab behind"
     subprocess.run(PYTEST + ["--collect-only", str(tmp_path / "test_hangs.py")], cwd=tmp_path, capture_output=True,
                    timeout=120)
-    assert not (orphan & fixture_labs()), "the next session removed the orphaned lab"
+    assert not labs_of(proc.pid), "the next session removed the orphaned lab"
     for name in orphan:
         assert Lab(name).leftovers() == []
