@@ -333,6 +333,8 @@ class Lab:
                    "net.ipv4.conf.all.rp_filter": 0})
         self._start_node_daemons(index)
         self._route_pod_networks()    # idempotent: the new node to the others and the others to it
+        # the client's ECMP route to LoadBalancer addresses spans the new node too (as `up` makes it)
+        add_multipath_route(Namespace(f"{self.prefix}client"), LB_POOL, [node_ip(i) for i in range(1, index + 1)])
         self._wait_node_ready(client, name, timeout)
         return name
 
