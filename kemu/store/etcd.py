@@ -15,6 +15,7 @@ import logging
 import os
 import queue
 import socket
+import ssl
 import threading
 import time
 import weakref
@@ -65,15 +66,62 @@ class Endpoint:
             return _UnixConnection(self.address, timeout)
         host, _, port = self.address.rpartition(":")
         if self.scheme == "https":
-            import ssl
-            ctx = ssl.create_default_context(cafile=self.ca)
-            if self.cert:
-                ctx.load_cert_chain(self.cert, self.key)
-            return http.client.HTTPSConnection(host, int(port), timeout=timeout, context=ctx)
+            return http.client.HTTPSConnection(host, int(port), timeout=timeout, context=self.ssl_context())
         return http.client.HTTPConnection(host, int(port), timeout=timeout)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.ca)
+        if self.cert:
+            ctx.load_cert_chain(self.cert, self.key)
+        return ctx
 
     def __str__(self) -> str:
         return f"{self.scheme}://{self.address}"
+
+
+CERT_ALERTS = ("CERTIFICATE", "UNKNOWN_CA", "ACCESS_DENIED")   # TLS alerts (reasons) about a certificate
+
+
+def tls_rejection(endpoint: Endpoint, exc: BaseException) -> str | None:
+    """Why a TLS connection failed for good, or None when retrying may help. An untrusted server certificate fails
+    our own handshake; a client certificate etcd rejects (or none given) is reported by a TLS 1.3 server only after
+    our handshake, usually as a bare EOF or reset: then one TLS 1.2 handshake, where the server's verdict comes
+    before its Finished, tells which it is (it sends no request)."""
+    if endpoint.scheme != "https":
+        return None
+    missing = [f for f in (endpoint.ca, endpoint.cert, endpoint.key) if f and not os.path.isfile(f)]
+    if missing:
+        return f"etcd at {endpoint}: TLS file {missing[0]} not found"
+    try:
+        endpoint.ssl_context()
+    except (OSError, ssl.SSLError) as bad:      # a missing or unreadable file, a key that is not the cert's, ...
+        return f"etcd at {endpoint}: cannot load ca=/cert=/key= ({bad})"
+    if not isinstance(exc, (ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        return None
+    if not (isinstance(exc, ssl.SSLError) and any(a in (exc.reason or "") for a in CERT_ALERTS)):
+        exc = _probe_tls12(endpoint) or exc
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"etcd at {endpoint}: its server certificate is not trusted ({exc.verify_message}); check ca="
+    if isinstance(exc, ssl.SSLError) and any(a in (exc.reason or "") for a in CERT_ALERTS):
+        if not endpoint.cert:
+            return f"etcd at {endpoint} requires a TLS client certificate ({exc.reason}); add cert= and key="
+        return f"etcd at {endpoint} rejected the TLS client certificate {endpoint.cert} ({exc.reason}); " \
+               "check cert= and key="
+    return None
+
+
+def _probe_tls12(endpoint: Endpoint) -> ssl.SSLError | None:
+    host, _, port = endpoint.address.rpartition(":")
+    try:
+        ctx = endpoint.ssl_context()
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=3.0) as raw:
+            ctx.wrap_socket(raw, server_hostname=host.strip("[]")).close()
+    except ssl.SSLError as exc:
+        return exc
+    except OSError:
+        return None
+    return None
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -150,6 +198,10 @@ class EtcdStore(Store):
                     raise EtcdError(f"etcd {path}: {payload.get('error') or payload.get('message') or resp.status}")
                 problem: Exception = EtcdError(payload.get("error") or f"HTTP {resp.status}")
             except (OSError, http.client.HTTPException, json.JSONDecodeError) as exc:
+                rejected = tls_rejection(self.endpoints[self._current], exc)
+                if rejected:           # a TLS configuration error: retrying cannot fix it
+                    self._drop()
+                    raise EtcdError(rejected) from exc
                 problem = exc
                 lost = True
                 self._drop()
@@ -221,6 +273,7 @@ class _EtcdWatcher(Watcher):
         self._closed = threading.Event()
         self._conn: http.client.HTTPConnection | None = None
         self._established = False
+        self._tls_warned = False
         self._thread = threading.Thread(target=self._run, name=f"etcd-watch{prefix}", daemon=True)
         self._thread.start()
 
@@ -235,6 +288,10 @@ class _EtcdWatcher(Watcher):
             except Exception as exc:   # noqa: BLE001 - any stream failure: reconnect (or stop when closed)
                 if self._closed.is_set():
                     return
+                rejected = None if self._tls_warned else tls_rejection(endpoint, exc)
+                if rejected:
+                    self._tls_warned = True
+                    log.warning("watch %s: %s (retrying)", self._prefix, rejected)
                 log.debug("watch %s on %s: %s; reconnecting from %d", self._prefix, endpoint, exc, self._next_rev)
                 index += 1
             if self._established:    # it worked until now: retry at once, back off only while refused
