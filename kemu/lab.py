@@ -430,8 +430,11 @@ class Lab:
             for d in group:
                 d.stop()
         driver = cgroups.detect()
-        for node in self.state.nodes or [n[len(self.prefix):] for n in Namespace.list(self.prefix)]:
-            cgroups.cleanup_node(driver, f"{self.prefix}{node}")
+        # every node cgroup tree of this lab: from the state, and from the kernel in case the state is incomplete
+        trees = {f"{self.prefix}{node}" for node in self.state.nodes}
+        trees |= {d for m in driver.mounts if os.path.isdir(m) for d in os.listdir(m) if d.startswith(self.prefix)}
+        for tree in sorted(trees):
+            cgroups.cleanup_node(driver, tree)
         for pid in self._marked_processes():
             try:
                 os.kill(pid, signal.SIGKILL)
