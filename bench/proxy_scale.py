@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from proxy.testbed import PY, Testbed, wait_until  # noqa: E402
+from proxy.testbed import PY, Testbed  # noqa: E402
 
 EPS_PER_SVC = 10
 LISTEN_PORTS = list(range(9000, 9000 + EPS_PER_SVC))
