@@ -59,6 +59,7 @@ def register(sub: argparse._SubParsersAction, lab: argparse._SubParsersAction) -
     dns = sub.add_parser("dns", help="run a node's cluster DNS server (inside the node's network namespace)")
     dns.add_argument("--node-config", required=True)
     dns.add_argument("--port", type=int, default=53)
+    dns.add_argument("--host-mode", action="store_true", help="the node owns this host's root network namespace")
     dns.set_defaults(func=cmd_dns)
 
 
@@ -303,8 +304,9 @@ def cmd_set_command(args: argparse.Namespace) -> int:
 
 
 def cmd_dns(args: argparse.Namespace) -> int:
-    from kemu.cli import _node_config
+    from kemu.cli import _guard_host_mode, _node_config
     from kemu.dns.server import main
+    _guard_host_mode(args)
     try:
         main(_node_config(args.node_config), args.port)
     except OSError as exc:

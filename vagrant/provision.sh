@@ -74,7 +74,7 @@ ExecStart=/bin/sh -c 'grep -v "^#" $etc/routes | while read -r cidr _ gw; do ip 
 WantedBy=multi-user.target
 UNIT
 
-for daemon in node-agent proxy; do
+for daemon in node-agent proxy dns; do
   cat > "$units/kemu-$daemon.service" <<UNIT
 [Unit]
 Description=kemu $daemon (host mode)
@@ -92,7 +92,7 @@ WantedBy=multi-user.target
 UNIT
 done
 
-services=(kemu-routes kemu-node-agent kemu-proxy)
+services=(kemu-routes kemu-node-agent kemu-proxy kemu-dns)
 if [[ $role == control ]]; then
   mkdir -p "$root/etc/default"
   cat > "$root/etc/default/etcd" <<ENV

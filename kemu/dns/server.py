@@ -7,7 +7,6 @@ Service's Endpoints, so pods reach it at 10.96.0.10 through the proxy like any S
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import socket
 import socketserver
@@ -217,20 +216,10 @@ class DNSServer:
         self.udp.close()
 
 
-def in_root_netns() -> bool:
-    try:
-        return os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
-    except OSError:
-        return False
-
-
 def main(config, port: int = 53) -> None:
     """Serve the cluster domain for one node until SIGTERM."""
     from kemu.store import open_store
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if in_root_netns():
-        raise SystemExit("kemu dns: refusing to run in the root network namespace; the lab starts it inside a "
-                         "node's namespace (kemu lab exec nodeN -- kemu dns ...)")
     client = Client(open_store(config.store_url))
     server = DNSServer(client, config.node_ip, port, config.cluster_domain).start()
     log.info("serving %s on %s:%d (udp, tcp)", config.cluster_domain, config.node_ip, port)

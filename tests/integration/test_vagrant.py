@@ -69,7 +69,7 @@ def test_provisioned_host_mode_node_runs_pods(tmp_path):
     assert config["pod_cidr"] == "10.244.3.0/24" and config["node_ip"] == "192.168.56.12"
     assert (tmp_path / "etc/kemu/routes").read_text().splitlines()[1] == "10.244.1.0/24 via 192.168.56.10"
     units = {u: (tmp_path / "etc/systemd/system" / u).read_text() for u in ("kemu-node-agent.service",
-                                                                           "kemu-proxy.service")}
+                                                                           "kemu-proxy.service", "kemu-dns.service")}
     client = Client(open_store(store_url))
     client.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}])
     procs: list[subprocess.Popen] = []

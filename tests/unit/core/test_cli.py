@@ -26,7 +26,7 @@ def _patched(parser, verb, func):
 
 
 @pytest.mark.skipif(not cli.in_root_netns(), reason="the guard only matters in the root network namespace")
-@pytest.mark.parametrize("daemon", ["node-agent", "proxy"])
+@pytest.mark.parametrize("daemon", ["node-agent", "proxy", "dns"])
 def test_node_daemons_refuse_the_root_namespace_without_host_mode(daemon, tmp_path):
     res = subprocess.run(KEMU + [daemon, "--node-config", str(tmp_path / "none.json")], capture_output=True,
                          text=True, timeout=30)
