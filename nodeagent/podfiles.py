@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 
 def hosts_file(pod: dict, pod_ip: str) -> str:
@@ -82,4 +83,20 @@ def standard_mounts(pod_dir: str, pod: dict, container: dict, pod_ip: str, clust
         {"source": write(os.path.join(etc, "resolv.conf"), resolv_conf(pod, cluster_dns, cluster_domain)),
          "target": "/etc/resolv.conf"},
         {"source": tmp, "target": "/tmp"},
-    ]
+    ] + kemu_install_mounts()
+
+
+# what a container's own root hides from the host: a private /tmp, a tmpfs /run and /dev (see runtime/shim.py)
+MASKED_IN_CONTAINERS = ("/tmp", "/run", "/dev")
+
+
+def kemu_install_mounts() -> list[dict]:
+    """kemu's own code and venv, bound read-only at the same path when they live somewhere a container's root
+    hides (a checkout under /tmp, say), so that `kemu agnhost` and other kemu commands run inside pods."""
+    source_tree = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths: list[str] = []
+    for path in sorted({source_tree, os.path.realpath(sys.prefix)}):
+        if any(path == m or path.startswith(m + "/") for m in MASKED_IN_CONTAINERS) and \
+                not any(path.startswith(p + "/") for p in paths):
+            paths.append(path)
+    return [{"source": p, "target": p, "readonly": True} for p in paths]

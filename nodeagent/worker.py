@@ -302,9 +302,7 @@ class PodWorker:
             return 60.0
         last = cs.last_terminated
         if last is not None:
-            if policy == "Never" or (policy == "OnFailure" and last["exitCode"] == 0):
-                cs.terminated, cs.last_terminated = last, cs.previous_terminated
-                cs.waiting_reason = None
+            if self._stays_down(cs, policy):
                 return 60.0
             # kubelet measures back-off from the newest *exited* attempt; after a probe kill that is the one before
             since = cs.previous_terminated if last.get("_probe_kill") else last
@@ -323,7 +321,19 @@ class PodWorker:
                 self.agent.backoff.next(key, finished_at(since))
             cs.restart_count += 1
         self._start_container(pod, container, cs)
+        if name not in self.procs and cs.last_terminated is not last and self._stays_down(cs, policy):
+            return 60.0   # it could not even start (StartError) and the policy keeps it down
         return self.agent.config.sync_frequency if name in self.procs else 1.0
+
+    @staticmethod
+    def _stays_down(cs: ContainerState, policy: str) -> bool:
+        """If the restart policy keeps the container down after its last exit, make that its final state."""
+        last = cs.last_terminated
+        if last is None or not (policy == "Never" or (policy == "OnFailure" and last["exitCode"] == 0)):
+            return False
+        cs.terminated, cs.last_terminated = last, cs.previous_terminated
+        cs.waiting_reason = None
+        return True
 
     def _start_container(self, pod: dict, container: dict, cs: ContainerState) -> None:
         agent = self.agent

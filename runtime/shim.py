@@ -253,7 +253,7 @@ def run(spec: dict) -> int:
             os.close(log_w)
             _setup_child(spec)
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-            os.close(w)
+            # `w` is close-on-exec: a successful exec closes it (EOF = started); a failed one reports below
             os.execvpe(spec["argv"][0], spec["argv"], spec["env"])
         except BaseException as exc:  # report why the container could not start, then die like runc does
             os.write(w, f"{type(exc).__name__}: {exc}".encode()[:4000])

@@ -455,3 +455,18 @@ spec:
     kemu_lab.client.mutate("Pod", "default", "info", relabel)
     kemu_lab.wait("labels file to follow", lambda: kemu_lab.exec("info", ["cat", "/etc/podinfo/labels"])
                   == 'tier="web"\nversion="2"', timeout=10, interval=0.2)
+
+
+def test_a_command_that_cannot_start_is_reported(kemu_lab):
+    kemu_lab.apply("""
+apiVersion: v1
+kind: Pod
+metadata: {name: nosuch}
+spec:
+  restartPolicy: Never
+  containers: [{name: c, command: ["/no/such/binary"]}]
+""")
+    pod = kemu_lab.wait_pod("nosuch", phase="Failed", ready=None)
+    term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (term["exitCode"], term["reason"]) == (128, "StartError")
+    assert "/no/such/binary" in term["message"] and "FileNotFoundError" in term["message"]
