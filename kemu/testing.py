@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 KEMU = os.path.join(os.path.dirname(sys.executable), "kemu")
+OWNER_FILE = "pytest-owner.pid"   # in a test lab's directory: the process that made it (see _sweep_orphaned_labs)
 
 
 class LabHandle:
@@ -40,6 +41,7 @@ class LabHandle:
         """Bring the lab up in-process (what `kemu lab up` does, without a CLI start-up); `config` is a
         KubeletConfiguration-like dict, `lab_options` go to Lab.up (store, pod_network, ...)."""
         from kemu.lab import Lab
+        self.claim()
         path = None
         if config:
             fd, path = tempfile.mkstemp(suffix=".yaml")
@@ -53,6 +55,12 @@ class LabHandle:
                 os.unlink(path)
         self.client = self.lab.client()
         return self
+
+    def claim(self) -> None:
+        """Mark the lab as this process's, so that a later session removes it if this one dies without teardown."""
+        os.makedirs(self.lab.dir, exist_ok=True)
+        with open(os.path.join(self.lab.dir, OWNER_FILE), "w") as f:
+            f.write(str(os.getpid()))
 
     def down(self) -> list[str]:
         from kemu.lab import Lab
@@ -150,7 +158,6 @@ def require_root() -> None:
         pytest.skip("kemu labs need root: network namespaces, nftables and cgroups (run the suite with sudo)")
 
 
-OWNER_FILE = "pytest-owner.pid"   # in a fixture lab's directory: the pytest process that made it
 
 
 def _sweep_orphaned_labs() -> None:
@@ -183,9 +190,6 @@ def kemu_lab(request: pytest.FixtureRequest):
         options["config"] = {"cniPlugin": os.environ["KEMU_CNI_PLUGIN"], **(options.get("config") or {})}
     handle = LabHandle(f"t{uuid.uuid4().hex[:8]}")
     try:
-        os.makedirs(handle.lab.dir, exist_ok=True)
-        with open(os.path.join(handle.lab.dir, OWNER_FILE), "w") as f:
-            f.write(str(os.getpid()))
         handle.up(options.pop("nodes", 1), options.pop("config", None), **options)
         yield handle
     finally:

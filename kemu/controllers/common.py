@@ -8,7 +8,7 @@ import random
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Iterable
 
 from kemu.client import Client, now_rfc3339
 from kemu.controllers.queue import WorkQueue
@@ -204,6 +204,25 @@ class Controller:
         timer = threading.Timer(max(delay, 0.05), self.queue.add, args=(key,))
         timer.daemon = True
         timer.start()
+
+    def create_pods(self, owner: dict, key: str, pods: Iterable[dict], stop_on_error: bool = True) -> set[str]:
+        """Create `pods` for `owner` with upstream's events (SuccessfulCreate / FailedCreate); a failure retries
+        the owner's sync in a second (and stops the batch unless `stop_on_error` is False). Returns the names
+        created, for the owner's expectations."""
+        created: set[str] = set()
+        for pod in pods:
+            try:
+                self.client.create(pod)
+            except Exception as exc:   # a name clash or a store hiccup: the next sync tries again
+                log.warning("creating pod for %s failed: %s", key, exc)
+                self.events.record(owner, "Warning", "FailedCreate", f"Error creating: {exc}")
+                self.enqueue_after(key, 1.0)
+                if stop_on_error:
+                    break
+                continue
+            created.add(pod["metadata"]["name"])
+            self.events.record(owner, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
+        return created
 
     def get_own(self, key: str) -> dict | None:
         ns, name = key.split("/", 1)

@@ -86,18 +86,10 @@ class DaemonSetController(Controller):
         current_hash = template_hash(ds["spec"]["template"])
         terminating = {p["spec"].get("nodeName") for p in owned if p["metadata"].get("deletionTimestamp")}
         create, delete = plan(ds, nodes, pods_by_node, current_hash, terminating)
-        created = set()
-        for node in create:
-            pod = pod_from_template(ds, ds["spec"]["template"], f"{ds['metadata']['name']}-{random_suffix()}",
-                                    {REVISION_HASH: current_hash, "pod-template-generation": "1"}, node_name=node)
-            try:
-                self.client.create(pod)
-            except Exception as exc:
-                self.events.record(ds, "Warning", "FailedCreate", f"Error creating: {exc}")
-                self.enqueue_after(key, 1.0)
-                continue
-            created.add(pod["metadata"]["name"])
-            self.events.record(ds, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
+        created = self.create_pods(ds, key, (
+            pod_from_template(ds, ds["spec"]["template"], f"{ds['metadata']['name']}-{random_suffix()}",
+                              {REVISION_HASH: current_hash, "pod-template-generation": "1"}, node_name=node)
+            for node in create), stop_on_error=False)
         for pod in delete:
             delete_pod(self.client, pod)
             self.events.record(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")

@@ -124,18 +124,9 @@ class JobController(Controller):
             self.queue.add(key)   # ttlSecondsAfterFinished may already apply
 
     def _create(self, job: dict, key: str, count: int) -> None:
-        created = set()
-        for _ in range(count):
-            pod = pod_from_template(job, job["spec"]["template"], f"{job['metadata']['name']}-{random_suffix()}",
-                                    job_labels(job))
-            try:
-                self.client.create(pod)
-            except Exception as exc:
-                self.events.record(job, "Warning", "FailedCreate", f"Error creating: {exc}")
-                self.enqueue_after(key, 1.0)
-                break
-            created.add(pod["metadata"]["name"])
-            self.events.record(job, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
+        created = self.create_pods(job, key, (
+            pod_from_template(job, job["spec"]["template"], f"{job['metadata']['name']}-{random_suffix()}",
+                              job_labels(job)) for _ in range(count)))
         self.expectations.expect(key, created=created)
 
     def _ttl(self, job: dict, key: str) -> None:

@@ -126,16 +126,6 @@ class ReplicaSetController(Controller):
 
     def _create(self, rs: dict, key: str, count: int) -> None:
         prefix = rs["metadata"].get("generateName") or rs["metadata"]["name"] + "-"
-        created = set()
-        for _ in range(count):
-            pod = pod_from_template(rs, rs["spec"]["template"], prefix + random_suffix())
-            try:
-                self.client.create(pod)
-            except Exception as exc:   # a name clash or a store hiccup: the next sync tries again
-                log.warning("creating pod for %s failed: %s", key, exc)
-                self.events.record(rs, "Warning", "FailedCreate", f"Error creating: {exc}")
-                self.enqueue_after(key, 1.0)
-                break
-            created.add(pod["metadata"]["name"])
-            self.events.record(rs, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
+        created = self.create_pods(rs, key, (pod_from_template(rs, rs["spec"]["template"], prefix + random_suffix())
+                                             for _ in range(count)))
         self.expectations.expect(key, created=created)

@@ -32,6 +32,7 @@ def lab_up(*flags: str) -> LabHandle:
     require_root()
     handle = LabHandle(f"c{uuid.uuid4().hex[:7]}")
     try:
+        handle.claim()
         handle.kemu("lab", "up", *flags)
     except BaseException:
         handle.down()
