@@ -49,6 +49,12 @@ def attempts(cdir: str, seen: dict[int, dict]) -> dict[int, dict]:
     return seen
 
 
+def restarts(lab, pod: str) -> int:
+    """The pod's first container's restartCount, or -1 while the agent has not reported it yet."""
+    statuses = ((lab.get("Pod", pod) or {}).get("status") or {}).get("containerStatuses") or []
+    return statuses[0].get("restartCount", -1) if statuses else -1
+
+
 def events(lab, pod: str, reason: str) -> list[dict]:
     obj = lab.get("Pod", pod)
     items, _ = lab.client.list("Event", "default", where=lambda e: e["involvedObject"].get("uid")
@@ -108,8 +114,7 @@ def test_restart_policies_onfailure_and_never(kemu_lab):
     fails = kemu_lab.wait_pod("fails", phase="Failed")["status"]["containerStatuses"][0]
     assert fails["restartCount"] == 0
     assert (fails["state"]["terminated"]["exitCode"], fails["state"]["terminated"]["reason"]) == (3, "Error")
-    kemu_lab.wait("retries to restart twice", lambda: kemu_lab.get("Pod", "retries")["status"]
-                  ["containerStatuses"][0]["restartCount"] >= 2, timeout=15)
+    kemu_lab.wait("retries to restart twice", lambda: restarts(kemu_lab, "retries") >= 2, timeout=15)
     assert kemu_lab.get("Pod", "retries")["status"]["phase"] == "Running"
     time.sleep(1)
     assert kemu_lab.get("Pod", "fails")["status"]["containerStatuses"][0]["restartCount"] == 0
@@ -156,8 +161,8 @@ def test_liveness_exec_restarts_the_container_and_tmp_is_private(kemu_lab):
     kemu_lab.wait_pod("liveness-exec", ready=True)
     assert not os.path.exists("/tmp/healthy")   # the file the container touched is in its own /tmp
     begin = time.monotonic()
-    pod = kemu_lab.wait("a liveness restart", lambda: (p := kemu_lab.get("Pod", "liveness-exec"))
-                        and p["status"]["containerStatuses"][0]["restartCount"] >= 1 and p, timeout=15)
+    pod = kemu_lab.wait("a liveness restart", lambda: restarts(kemu_lab, "liveness-exec") >= 1
+                        and kemu_lab.get("Pod", "liveness-exec"), timeout=15)
     took = time.monotonic() - begin
     assert took < 8, f"restart {took:.1f}s after start; file gone at 2s, 2 failures 1s apart"
     last = pod["status"]["containerStatuses"][0]["lastState"]["terminated"]
@@ -170,8 +175,8 @@ def test_liveness_exec_restarts_the_container_and_tmp_is_private(kemu_lab):
     # a startup probe that never succeeds: not started, not ready, liveness held back, killed after 3 failures
     slow = kemu_lab.get("Pod", "slow-start")["status"]["containerStatuses"][0]
     assert slow["started"] is False and slow["ready"] is False
-    kemu_lab.wait("the startup probe to restart slow-start", lambda: kemu_lab.get("Pod", "slow-start")["status"]
-                  ["containerStatuses"][0]["restartCount"] >= 1, timeout=10)
+    kemu_lab.wait("the startup probe to restart slow-start", lambda: restarts(kemu_lab, "slow-start") >= 1,
+                  timeout=10)
     assert "Container app failed startup probe, will be restarted" in \
         [e["message"] for e in events(kemu_lab, "slow-start", "Killing")]
     assert not any(e["message"].startswith("Liveness") for e in events(kemu_lab, "slow-start", "Unhealthy"))
@@ -502,8 +507,7 @@ def test_agent_sigkill_leaves_pods_running_and_new_agent_readopts_them(kemu_lab)
     kemu_lab.apply(docs)
     for i in range(20):
         kemu_lab.wait_pod(f"p{i}", ready=True, timeout=60)
-    kemu_lab.wait("the crasher to restart", lambda: kemu_lab.get("Pod", "crasher")["status"]
-                  ["containerStatuses"][0]["restartCount"] >= 2, timeout=20)
+    kemu_lab.wait("the crasher to restart", lambda: restarts(kemu_lab, "crasher") >= 2, timeout=20)
 
     def snapshot() -> dict[str, tuple]:
         out = {}
@@ -532,8 +536,8 @@ def test_agent_sigkill_leaves_pods_running_and_new_agent_readopts_them(kemu_lab)
     new_agent = Daemon(**Lab(kemu_lab.name).state.daemons["node1-agent"])
     assert new_agent.pid != agent.pid and new_agent.alive()
 
-    kemu_lab.wait("the crasher to be restarted by the new agent", lambda: kemu_lab.get("Pod", "crasher")["status"]
-                  ["containerStatuses"][0]["restartCount"] > crasher_restarts + 1, timeout=20)
+    kemu_lab.wait("the crasher to be restarted by the new agent", lambda: restarts(kemu_lab, "crasher") > crasher_restarts + 1,
+                  timeout=20)
     gone_pid, *_, gone_ip = before.pop("p19")
     assert snapshot() == before, "re-adoption must keep PIDs, restart counts, container IDs and IPs"
     ipam = os.path.join(kemu_lab.lab.dir, "nodes", "node1", "cni", "networks", "kemu")
@@ -543,8 +547,8 @@ def test_agent_sigkill_leaves_pods_running_and_new_agent_readopts_them(kemu_lab)
     # the new agent really watches the adopted containers: one killed behind its back is restarted
     victim = before["p0"][0]
     os.kill(victim, signal.SIGKILL)
-    pod = kemu_lab.wait("p0 to restart", lambda: (p := kemu_lab.get("Pod", "p0"))
-                        and p["status"]["containerStatuses"][0]["restartCount"] == 1 and p, timeout=10)
+    pod = kemu_lab.wait("p0 to restart", lambda: restarts(kemu_lab, "p0") == 1
+                        and kemu_lab.get("Pod", "p0"), timeout=10)
     assert pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 137
     assert all(kemu_lab.get("Pod", f"p{i}")["status"]["containerStatuses"][0]["restartCount"] == 0
                for i in range(1, 19))
