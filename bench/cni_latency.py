@@ -24,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cni.testing import Lab, bridge_conf, make_bin_dir, remove_tree  # noqa: E402
+from kemu.testing.cnibed import Lab, bridge_conf, make_bin_dir, remove_tree  # noqa: E402
 
 CLONE_NEWNET = 0x40000000
 LIBC = ctypes.CDLL(None, use_errno=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Service proxy scale benchmark (root; everything inside namespaces it creates).
 
-Compares, in one run and one topology (proxy/testbed.py):
+Compares, in one run and one topology (kemu/testing/proxybed.py):
   kemu     - this proxy (proxy.Proxier via libnftables, one transaction per sync)
   kube     - kube-proxy's nftables layout: service-ips verdict map -> a chain per Service
              port with `numgen random mod N vmap {...}` -> a chain per endpoint (loaded with nft -f)
@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from proxy.testbed import PY, Testbed  # noqa: E402
+from kemu.testing.proxybed import PY, Testbed  # noqa: E402
 
 EPS_PER_SVC = 10
 LISTEN_PORTS = list(range(9000, 9000 + EPS_PER_SVC))

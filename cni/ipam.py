@@ -337,7 +337,7 @@ def find_plugin(name: str, cni_path: str) -> str:
 
 def exec_plugin(path: str, command: str, stdin: bytes, env: dict[str, str]) -> dict:
     """Run a delegated plugin (IPAM), returning its decoded JSON result or raising its error."""
-    from kemu import fastjson as json
+    from cni import fastjson as json
 
     env = {**env, "CNI_COMMAND": command}
     rin, win = os.pipe()

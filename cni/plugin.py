@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from kemu import fastjson as json
+from cni import fastjson as json
 from cni import ip as ipm
 from cni.spec import (
     ERR_DECODE,

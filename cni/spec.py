@@ -73,7 +73,7 @@ def shape_result(result: dict, cni_version: str) -> dict:
 
 
 def emit(obj: dict) -> None:
-    from kemu import fastjson
+    from cni import fastjson
 
     sys.stdout.write(fastjson.dumps(obj))
     sys.stdout.flush()

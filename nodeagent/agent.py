@@ -13,12 +13,12 @@ import time
 import psutil
 
 from kemu.client import Client, now_rfc3339
-from kemu.events import EventRecorder
-from kemu.informer import Informer
+from kemu.client.events import EventRecorder
+from kemu.client.informer import Informer
 from kemu.store import open_store
 from nodeagent import volumes
 from nodeagent.backoff import Backoff
-from nodeagent.config import NodeConfig
+from kemu.api.nodeconfig import NodeConfig
 from nodeagent.prober import ProbeManager
 from nodeagent.staticpods import StaticPods, is_mirror
 from nodeagent.status import StatusManager

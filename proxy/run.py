@@ -9,9 +9,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from kemu.client import Client
-from kemu.informer import Informer
+from kemu.client.informer import Informer
 from kemu.store import open_store
-from nodeagent.config import NodeConfig
+from kemu.api.nodeconfig import NodeConfig
 from proxy.nft import LibNftBackend
 from proxy.proxier import Proxier
 from proxy.ruleset import ProxyNode

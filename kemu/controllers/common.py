@@ -12,8 +12,8 @@ from typing import Callable, Iterable
 
 from kemu.client import Client, now_rfc3339
 from kemu.controllers.queue import WorkQueue
-from kemu.events import EventRecorder
-from kemu.informer import Informer
+from kemu.client.events import EventRecorder
+from kemu.client.informer import Informer
 
 log = logging.getLogger(__name__)
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"   # k8s.io/apimachinery/pkg/util/rand: no vowels, no 0/1/3

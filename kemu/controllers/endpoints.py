@@ -8,7 +8,7 @@ import logging
 from kemu.api.selectors import selector_matches
 from kemu.client import Client, Conflict
 from kemu.controllers.queue import WorkQueue
-from kemu.informer import Informer
+from kemu.client.informer import Informer
 
 log = logging.getLogger(__name__)
 MANAGED_BY = "endpointslice-controller.k8s.io"

@@ -3,7 +3,7 @@ address from a pool and writes it to `status.loadBalancer.ingress`; the proxies 
 
 Addresses are claimed with compare-and-swap keys `/registry/ranges/loadbalancerips/<ip>` (as the apiserver's
 allocators do) and released when the Service is deleted or stops being a LoadBalancer. In a lab the pool is routed
-from the `client` host to the nodes (ECMP, like MetalLB's BGP mode): see kemu/lab.py.
+from the `client` host to the nodes (ECMP, like MetalLB's BGP mode): see kemu/lab/__init__.py.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import logging
 from kemu.api.meta import REGISTRY
 from kemu.client import Client, Conflict
 from kemu.controllers.queue import WorkQueue
-from kemu.events import EventRecorder
-from kemu.informer import Informer
+from kemu.client.events import EventRecorder
+from kemu.client.informer import Informer
 from kemu.store import Compare, Delete, Put
 
 log = logging.getLogger(__name__)

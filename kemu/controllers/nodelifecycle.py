@@ -15,8 +15,8 @@ import threading
 import time
 
 from kemu.client import Client, now_rfc3339
-from kemu.events import EventRecorder
-from kemu.informer import Informer
+from kemu.client.events import EventRecorder
+from kemu.client.informer import Informer
 
 log = logging.getLogger(__name__)
 UNREACHABLE = "node.kubernetes.io/unreachable"

@@ -14,8 +14,8 @@ import threading
 from kemu.api.quantity import bytes_of, cpu_millis
 from kemu.client import Client, now_rfc3339
 from kemu.controllers.queue import WorkQueue
-from kemu.events import EventRecorder
-from kemu.informer import Informer
+from kemu.client.events import EventRecorder
+from kemu.client.informer import Informer
 
 log = logging.getLogger(__name__)
 DEFAULT_MILLI_CPU = 100               # what the scorer assumes for a container without requests

@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from cni.testing import Lab, Link, make_bin_dir, remove_tree
+from kemu.testing.cnibed import Lab, Link, make_bin_dir, remove_tree
 from runtime.cnilib import CNIConfig, CNIError, node_conflist
 
 pytestmark = [

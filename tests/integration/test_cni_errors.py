@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from cni.testing import Lab, Plugin, bridge_conf, make_bin_dir, remove_tree
+from kemu.testing.cnibed import Lab, Plugin, bridge_conf, make_bin_dir, remove_tree
 
 pytestmark = [
     pytest.mark.root,

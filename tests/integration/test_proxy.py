@@ -1,9 +1,9 @@
 """The service proxy with real packets, in namespaces this module creates (root only).
 
-Topology (proxy/testbed.py): node netns with bridge kemu0 10.244.1.1/24 and pods
+Topology (kemu/testing/proxybed.py): node netns with bridge kemu0 10.244.1.1/24 and pods
 10.244.1.11-13 serving HTTP :8080 (/hostname, /clientip) and UDP :5353; a client
 netns 192.168.56.100 next to node eth1 192.168.56.11. The Proxier runs in the node
-netns (python -m proxy.driver).
+netns (python -m kemu.testing.proxydriver).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.root
 if os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ip"):
     pytest.skip("needs root, nft and ip", allow_module_level=True)
 
-from proxy.testbed import PY, Testbed, endpoint_slice, service, wait_until  # noqa: E402
+from kemu.testing.proxybed import PY, Testbed, endpoint_slice, service, wait_until  # noqa: E402
 
 PODS = ["10.244.1.11", "10.244.1.12", "10.244.1.13"]
 

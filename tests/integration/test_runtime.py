@@ -55,7 +55,7 @@ def node_runtime(lab, node: str = "node1"):
     """The node's PodRuntime, read-only use (usage), built from its node.json."""
     import json
 
-    from nodeagent.config import NodeConfig
+    from kemu.api.nodeconfig import NodeConfig
     from runtime.pods import PodRuntime
     with open(os.path.join(lab.lab.dir, "nodes", node, "node.json")) as f:
         cfg = NodeConfig(**json.load(f))

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kemu.cli_workloads import _replicasets, deployment_rollout_state
+from kemu.cli.workloads import _replicasets, deployment_rollout_state
 from kemu.testing import KEMU
 
 pytestmark = pytest.mark.root

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from kemu.cli_cluster import drain_plan
+from kemu.cli.cluster import drain_plan
 from kemu.controllers.nodeipam import allocate_pod_cidr
 from kemu.controllers.scheduler import NodeUsage, Scheduler, pod_requests, tolerates
 from kemu.store import SQLiteStore

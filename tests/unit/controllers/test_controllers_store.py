@@ -13,7 +13,7 @@ from kemu.controllers.common import SharedInformers, controller_ref
 from kemu.controllers.cronjob import CronJobController
 from kemu.controllers.garbagecollector import delete_orphaning
 from kemu.controllers.workloads import start_workload_controllers
-from kemu.informer import Informer
+from kemu.client.informer import Informer
 from kemu.store import SQLiteStore
 
 TEMPLATE = {"metadata": {"labels": {"app": "web"}},

@@ -7,8 +7,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from kemu.dns.server import ZoneCache, respond
-from kemu.dns.zone import answer, build_zone
+from clusterdns.server import ZoneCache, respond
+from clusterdns.zone import answer, build_zone
 
 
 def svc(name, ns="default", cluster_ip="10.96.5.5", ports=None, **spec):

@@ -1,7 +1,7 @@
 """Static pod manifests: parsing, naming, hashing, errors, and the mirror pod made from them."""
 import pytest
 
-from nodeagent.config import load_kubelet_config
+from kemu.api.nodeconfig import load_kubelet_config
 from nodeagent.staticpods import HASH, MIRROR, StaticPodError, is_mirror, load_dir, mirror_pod, parse_manifest
 
 WEB = """

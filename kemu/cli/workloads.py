@@ -189,7 +189,7 @@ def cmd_rollout_status(args: argparse.Namespace) -> int:
 
 
 def cmd_rollout_history(args: argparse.Namespace) -> int:
-    from kemu import printers
+    from kemu.cli import printers
     from kemu.cli import CLIError
     from kemu.controllers.deployment import CHANGE_CAUSE, revision_of, without_hash_label
     client, d = _target(args, ("Deployment",))
@@ -305,7 +305,7 @@ def cmd_set_command(args: argparse.Namespace) -> int:
 
 def cmd_dns(args: argparse.Namespace) -> int:
     from kemu.cli import _guard_host_mode, _node_config
-    from kemu.dns.server import main
+    from clusterdns.server import main
     _guard_host_mode(args)
     try:
         main(_node_config(args.node_config), args.port)

@@ -2,7 +2,7 @@
 
 Run inside the node's network namespace::
 
-    ip netns exec NODE python -m proxy.driver '{"name": "node-1", "node_ips": [...], "cluster_cidr": "10.244.0.0/16"}'
+    ip netns exec NODE python -m kemu.testing.proxydriver '{"name": "node-1", "node_ips": [...], "cluster_cidr": "10.244.0.0/16"}'
 
 Each input line is a command; each gets one output line ``{"ok": bool, "result"|"error": ...}``:
 ``{"op": "service"|"slice", "key": "ns/name", "obj": {...}|null}``, ``{"op": "sync"}``,

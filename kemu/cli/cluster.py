@@ -16,7 +16,7 @@ def _cli():
 
 
 def _seconds(value: str) -> float:
-    from nodeagent.config import seconds
+    from kemu.api.nodeconfig import seconds
     try:
         return seconds(value if not value.replace(".", "", 1).isdigit() else float(value))
     except ValueError as exc:

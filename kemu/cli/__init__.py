@@ -150,7 +150,7 @@ def cmd_lab_exec(args: argparse.Namespace) -> int:
 
 # ---- objects -----------------------------------------------------------------------------------------------------
 def cmd_apply(args: argparse.Namespace) -> int:
-    from kemu import manifests
+    from kemu.api import manifests
     from kemu.api.meta import ManifestError
     try:
         loaded = manifests.load(args.filename)
@@ -167,7 +167,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    from kemu import printers
+    from kemu.cli import printers
     from kemu.api.selectors import parse_selector
     kind_name, name = _split_kind_name(args.kind, args.name)
     kind = _kind(kind_name)
@@ -199,7 +199,7 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from kemu import printers
+    from kemu.cli import printers
     kind_name, name = _split_kind_name(args.kind, args.name)
     kind = _kind(kind_name)
     client = _client(args)
@@ -217,7 +217,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 def _node_facts(args: argparse.Namespace, pod: dict) -> list[tuple[str, str]]:
     """Where the pod lives in the kernel: sandbox, veth and bridge, container PIDs and cgroups (for deep-dives)."""
-    from kemu import diagnose
+    from kemu.cli import diagnose
     if not pod["spec"].get("nodeName"):
         return []
     lab = _lab(args)
@@ -228,7 +228,7 @@ def _node_facts(args: argparse.Namespace, pod: dict) -> list[tuple[str, str]]:
 
 def _service_facts(args: argparse.Namespace, svc: dict) -> list[tuple[str, str]]:
     """The nftables elements and chains that carry the Service, on the first node."""
-    from kemu import diagnose
+    from kemu.cli import diagnose
     lab = _lab(args)
     if not lab.state.nodes:
         return []
@@ -238,7 +238,7 @@ def _service_facts(args: argparse.Namespace, svc: dict) -> list[tuple[str, str]]
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from kemu import diagnose
+    from kemu.cli import diagnose
     lab = _lab(args)
     try:
         print(diagnose.trace(lab.namespace(args.node).path, " ".join(args.match), args.seconds), end="")
@@ -248,7 +248,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    from kemu import manifests
+    from kemu.api import manifests
     from kemu.api.meta import ManifestError, ref_of
     from kemu.client import now_rfc3339
     client = _client(args)
@@ -398,7 +398,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
 # ---- daemons -----------------------------------------------------------------------------------------------------
 def _node_config(path: str):
     import json
-    from nodeagent.config import NodeConfig
+    from kemu.api.nodeconfig import NodeConfig
     with open(path) as f:
         return NodeConfig(**json.load(f))
 
@@ -442,7 +442,7 @@ def cmd_controller_manager(args: argparse.Namespace) -> int:
 
 
 def cmd_agnhost(args: argparse.Namespace) -> int:
-    from kemu import agnhost
+    from kemu.addons import agnhost
     return agnhost.main(args.agnhost_args)
 
 
@@ -548,9 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--store", required=True)
     cm.set_defaults(func=cmd_controller_manager)
 
-    from kemu import cli_cluster, cli_workloads
-    cli_cluster.register(sub, lab)
-    cli_workloads.register(sub, lab)
+    from kemu.cli import cluster, workloads
+    cluster.register(sub, lab)
+    workloads.register(sub, lab)
 
     agn = sub.add_parser("agnhost", help="test workload (netexec, mem-hog, cpu-burn, ...)", add_help=False)
     agn.add_argument("agnhost_args", nargs=argparse.REMAINDER)

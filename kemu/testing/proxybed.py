@@ -145,7 +145,7 @@ class Testbed:
     def start_driver(self, node_name: str = "node-1") -> "Driver":
         spec = {"name": node_name, "node_ips": self.node_ips, "cluster_cidr": "10.244.0.0/16"}
         env = dict(os.environ, PYTHONPATH=REPO)
-        p = self.popen(self.node, PY, "-m", "proxy.driver", json.dumps(spec), stdin=subprocess.PIPE,
+        p = self.popen(self.node, PY, "-m", "kemu.testing.proxydriver", json.dumps(spec), stdin=subprocess.PIPE,
                        stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)
         return Driver(p)
 
@@ -168,7 +168,7 @@ class Testbed:
 
 
 class Driver:
-    """Client of proxy.driver running in the node namespace."""
+    """Client of kemu.testing.proxydriver running in the node namespace."""
 
     def __init__(self, proc: subprocess.Popen) -> None:
         self.proc = proc

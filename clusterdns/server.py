@@ -20,10 +20,10 @@ import dns.message
 import dns.rcode
 
 from kemu.client import Client
-from kemu.dns.zone import Zone, answer, build_zone
-from kemu.informer import Informer
+from clusterdns.zone import Zone, answer, build_zone
+from kemu.client.informer import Informer
 
-log = logging.getLogger("kemu.dns")
+log = logging.getLogger("dns")
 CLUSTER_DNS_IP = "10.96.0.10"
 DNS_PORTS = [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]
 

@@ -1,0 +1,1 @@
+"""Programs that run inside the cluster: agnhost and future add-ons."""
