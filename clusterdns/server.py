@@ -19,8 +19,8 @@ import dns.flags
 import dns.message
 import dns.rcode
 
-from kemu.client import Client
 from clusterdns.zone import Zone, answer, build_zone
+from kemu.client import Client
 from kemu.client.informer import Informer
 
 log = logging.getLogger("dns")

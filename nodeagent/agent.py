@@ -12,13 +12,14 @@ import time
 
 import psutil
 
-from kemu.client import Client, now_rfc3339
+from kemu.api.nodeconfig import NodeConfig
+from kemu.api.timeutil import now_rfc3339
+from kemu.client import Client
 from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
 from kemu.store import open_store
 from nodeagent import volumes
 from nodeagent.backoff import Backoff
-from kemu.api.nodeconfig import NodeConfig
 from nodeagent.prober import ProbeManager
 from nodeagent.staticpods import StaticPods, is_mirror
 from nodeagent.status import StatusManager

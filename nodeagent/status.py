@@ -5,32 +5,20 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Callable
 
-from kemu.client import Client, now_rfc3339
+from kemu.api.podspec import is_sidecar
+from kemu.api.timeutil import now_rfc3339, rfc3339
+from kemu.client import Client
 
 log = logging.getLogger(__name__)
 
 TERMINAL = ("Succeeded", "Failed")
 
 
-def rfc3339(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
-
-
-def parse_rfc3339(text: str) -> float:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
-
-
 def _public(terminated: dict) -> dict:
     """Drop agent-internal keys (leading underscore) from a terminated state."""
     return {k: v for k, v in terminated.items() if not k.startswith("_")}
-
-
-def is_sidecar(container: dict) -> bool:
-    """A restartable init container (restartPolicy: Always): starts before, runs beside, stops after the app."""
-    return container.get("restartPolicy") == "Always"
 
 
 @dataclass

@@ -12,11 +12,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable
 
+from kemu.api.podspec import is_sidecar
+from kemu.api.timeutil import parse_time, rfc3339
 from nodeagent import volumes
 from nodeagent.env import EnvError, container_argv, container_env
 from nodeagent.podfiles import standard_mounts
-from nodeagent.status import (TERMINAL, ContainerState, PodState, compute_phase, init_done, is_sidecar,
-                              parse_rfc3339, rfc3339)
+from nodeagent.status import TERMINAL, ContainerState, PodState, compute_phase, init_done
 from runtime import qos
 from runtime.container import ContainerProcess, ExitStatus
 from runtime.process import StartError
@@ -131,7 +132,7 @@ class PodWorker:
         attempt_id = f"kemu://{name}-{proc.attempt}"
         if exit_status is None:
             reported = (prev.get("state") or {}).get("running", {}).get("startedAt")
-            cs.running_since = parse_rfc3339(reported) if reported and prev.get("containerID") == attempt_id \
+            cs.running_since = parse_time(reported) if reported and prev.get("containerID") == attempt_id \
                 else proc.started   # what the status said stays said
             cs.started = bool(prev.get("started"))
             self._track(container, proc, was_ready=bool(prev.get("ready")), was_started=cs.started)
@@ -483,7 +484,7 @@ class PodWorker:
 
 def finished_at(terminated: dict) -> float:
     """When an attempt finished, to the sub-second when this agent saw it (re-adopted: from the status)."""
-    return terminated.get("_finished") or parse_rfc3339(terminated["finishedAt"])
+    return terminated.get("_finished") or parse_time(terminated["finishedAt"])
 
 
 def pod_with_ip(pod: dict, state: PodState) -> dict:

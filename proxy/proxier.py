@@ -14,8 +14,18 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .nft import NftBackend, NftError, Op, Transaction, full_transaction
-from .ruleset import (Chain, Fragment, ProxyNode, Ruleset, SequentialAllocator, SetDef, UdpPort,
-                      base_ruleset, build_fragment, service_key)
+from .ruleset import (
+    Chain,
+    Fragment,
+    ProxyNode,
+    Ruleset,
+    SequentialAllocator,
+    SetDef,
+    UdpPort,
+    base_ruleset,
+    build_fragment,
+    service_key,
+)
 
 log = logging.getLogger("kemu.proxy")
 

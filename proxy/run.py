@@ -8,10 +8,10 @@ import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from kemu.api.nodeconfig import NodeConfig
 from kemu.client import Client
 from kemu.client.informer import Informer
 from kemu.store import open_store
-from kemu.api.nodeconfig import NodeConfig
 from proxy.nft import LibNftBackend
 from proxy.proxier import Proxier
 from proxy.ruleset import ProxyNode
@@ -24,6 +24,7 @@ DRIFT_CHECK_SECONDS = 10.0
 def live_chains(table: str) -> set[str] | None:
     """Chain names in the node's `ip <table>` (None if the table is gone). Cheap: no rules or elements listed."""
     import json as _json
+
     import nftables
     nft = nftables.Nftables()
     nft.set_json_output(True)

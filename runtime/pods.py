@@ -258,7 +258,7 @@ class PodRuntime:
                 log.warning("CNI DEL for %s: %s", pod["metadata"]["name"], exc)
         if cg:
             cg.remove()
-        from nodeagent import volumes   # the volume manager's mounts live under the pod dir
+        from nodeagent import volumes  # the volume manager's mounts live under the pod dir
         volumes.teardown(pod_dir)
         shutil.rmtree(pod_dir, ignore_errors=True)
         reap()

@@ -10,8 +10,8 @@ the exit status so that an agent restarted meanwhile still learns how the contai
 """
 from __future__ import annotations
 
-import os
 import _signal as signal  # the C module: `signal` imports enum (~5 ms of every container start)
+import os
 import select
 import sys
 import time
@@ -19,6 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import linux  # noqa: E402  (runtime/linux.py, imported by path: no package import cost)
+
 from cni import fastjson as json  # noqa: E402  (`import json` alone would cost ~9 ms of every container start)
 
 LOG_MAX_BYTES = 10 * 1024 * 1024     # kubelet's containerLogMaxSize

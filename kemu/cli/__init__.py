@@ -40,6 +40,7 @@ def _client(args: argparse.Namespace):
     url = args.store_url
     if not url and "KEMU_LAB" not in os.environ and args.lab == DEFAULT_LAB and os.path.exists(HOST_NODE_CONFIG):
         import json
+
         from kemu.lab import Lab
         if not Lab(DEFAULT_LAB).exists():
             with open(HOST_NODE_CONFIG) as f:
@@ -167,8 +168,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    from kemu.cli import printers
     from kemu.api.selectors import parse_selector
+    from kemu.cli import printers
     kind_name, name = _split_kind_name(args.kind, args.name)
     kind = _kind(kind_name)
     client = _client(args)
@@ -250,7 +251,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     from kemu.api import manifests
     from kemu.api.meta import ManifestError, ref_of
-    from kemu.client import now_rfc3339
+    from kemu.api.timeutil import now_rfc3339
     client = _client(args)
     targets: list[tuple[str, str | None, str]] = []
     if args.filename:
@@ -336,6 +337,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_exec(args: argparse.Namespace) -> int:
     import json
     import tempfile
+
     from runtime.container import ContainerProcess
     from runtime.pods import exec_spec
     from runtime.process import SHIM
@@ -398,6 +400,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
 # ---- daemons -----------------------------------------------------------------------------------------------------
 def _node_config(path: str):
     import json
+
     from kemu.api.nodeconfig import NodeConfig
     with open(path) as f:
         return NodeConfig(**json.load(f))

@@ -145,7 +145,7 @@ def drain_plan(pods: list[dict], node: str, ignore_daemonsets: bool) -> tuple[li
 
 
 def cmd_drain(args: argparse.Namespace) -> int:
-    from kemu.client import now_rfc3339
+    from kemu.api.timeutil import now_rfc3339
     cli = _cli()
     client = cli._client(args)
     _set_unschedulable(args, True)

@@ -6,12 +6,14 @@ from datetime import datetime, timezone
 
 import yaml
 
+from kemu.api.podspec import is_sidecar
+from kemu.api.timeutil import parse_time
+
 
 def age(timestamp: str | None) -> str:
     if not timestamp:
         return "<unknown>"
-    then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    secs = int((datetime.now(timezone.utc) - then).total_seconds())
+    secs = int(datetime.now(timezone.utc).timestamp() - parse_time(timestamp))
     if secs < 120:
         return f"{max(secs, 0)}s"
     if secs < 3600 * 3:
@@ -19,10 +21,6 @@ def age(timestamp: str | None) -> str:
     if secs < 86400 * 2:
         return f"{secs // 3600}h"
     return f"{secs // 86400}d"
-
-
-def _is_sidecar(container: dict | None) -> bool:
-    return bool(container) and container.get("restartPolicy") == "Always"
 
 
 def _terminated_reason(term: dict, prefix: str = "") -> str:
@@ -36,13 +34,13 @@ def _pod_summary(pod: dict) -> tuple[str, int, int, int]:
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     reason = status.get("reason") or status.get("phase", "Pending")
     inits = {c["name"]: c for c in spec.get("initContainers") or []}
-    total = len(spec.get("containers") or []) + sum(1 for c in inits.values() if _is_sidecar(c))
+    total = len(spec.get("containers") or []) + sum(1 for c in inits.values() if is_sidecar(c))
     ready = restarts = 0
     initializing = False
     for i, cs in enumerate(status.get("initContainerStatuses") or []):
         restarts += cs.get("restartCount", 0)
         state = cs.get("state") or {}
-        if _is_sidecar(inits.get(cs["name"])):
+        if is_sidecar(inits.get(cs["name"])):
             ready += bool(cs.get("started") and cs.get("ready"))
             continue
         term, waiting = state.get("terminated"), state.get("waiting")
@@ -189,7 +187,7 @@ def _daemonset_row(ds: dict, wide: bool) -> list[str]:
 
 
 def _job_row(job: dict, wide: bool) -> list[str]:
-    from kemu.controllers.common import parse_time
+    from kemu.api.timeutil import parse_time
     st = job.get("status") or {}
     conds = {c["type"]: c for c in st.get("conditions") or [] if c.get("status") == "True"}
     status = "Complete" if "Complete" in conds else "Failed" if "Failed" in conds else "Running"

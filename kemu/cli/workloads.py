@@ -189,8 +189,7 @@ def cmd_rollout_status(args: argparse.Namespace) -> int:
 
 
 def cmd_rollout_history(args: argparse.Namespace) -> int:
-    from kemu.cli import printers
-    from kemu.cli import CLIError
+    from kemu.cli import CLIError, printers
     from kemu.controllers.deployment import CHANGE_CAUSE, revision_of, without_hash_label
     client, d = _target(args, ("Deployment",))
     rss = _replicasets(client, d)
@@ -237,8 +236,8 @@ def cmd_rollout_undo(args: argparse.Namespace) -> int:
 
 
 def cmd_rollout_toggle(args: argparse.Namespace) -> int:
+    from kemu.api.timeutil import now_rfc3339
     from kemu.cli import CLIError
-    from kemu.client import now_rfc3339
     verb = args.verb_name
     client, obj = _target(args, ROLLABLE if verb == "restart" else ("Deployment",))
     if verb in ("pause", "resume"):
@@ -304,8 +303,8 @@ def cmd_set_command(args: argparse.Namespace) -> int:
 
 
 def cmd_dns(args: argparse.Namespace) -> int:
-    from kemu.cli import _guard_host_mode, _node_config
     from clusterdns.server import main
+    from kemu.cli import _guard_host_mode, _node_config
     _guard_host_mode(args)
     try:
         main(_node_config(args.node_config), args.port)

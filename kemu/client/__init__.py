@@ -12,13 +12,13 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 from kemu.api.defaults import apply_defaults
 from kemu.api.kinds import KINDS, Kind, resolve_kind
 from kemu.api.meta import REGISTRY, ManifestError, ObjectRef, key_for, ref_of
 from kemu.api.selectors import Selector
+from kemu.api.timeutil import now_rfc3339
 from kemu.api.validation import NODEPORT_RANGE, SERVICE_CIDR, validate
 from kemu.store import Compare, Delete, Put, Store
 
@@ -37,8 +37,6 @@ class NotFound(KeyError):
     pass
 
 
-def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def encode(obj: dict) -> bytes:

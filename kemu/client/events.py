@@ -8,7 +8,8 @@ import queue
 import threading
 import time
 
-from kemu.client import Client, now_rfc3339
+from kemu.api.timeutil import now_rfc3339
+from kemu.client import Client
 
 log = logging.getLogger(__name__)
 

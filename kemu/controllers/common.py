@@ -7,13 +7,13 @@ import logging
 import random
 import threading
 import time
-from datetime import datetime, timezone
 from typing import Callable, Iterable
 
-from kemu.client import Client, now_rfc3339
-from kemu.controllers.queue import WorkQueue
+from kemu.api.timeutil import now_rfc3339, parse_time
+from kemu.client import Client
 from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
+from kemu.controllers.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"   # k8s.io/apimachinery/pkg/util/rand: no vowels, no 0/1/3
@@ -59,16 +59,6 @@ def owner_reference(owner: dict) -> dict:
 
 def random_suffix(n: int = 5) -> str:
     return "".join(random.choice(SAFE_ALPHABET) for _ in range(n))
-
-
-def parse_time(ts: str | None) -> float | None:
-    if not ts:
-        return None
-    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
-
-
-def rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pod_from_template(owner: dict, template: dict, name: str, labels: dict | None = None,

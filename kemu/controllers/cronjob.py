@@ -7,8 +7,9 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 
+from kemu.api.timeutil import parse_time, rfc3339
 from kemu.client import Client
-from kemu.controllers.common import Controller, SharedInformers, owner_reference, parse_time, rfc3339
+from kemu.controllers.common import Controller, SharedInformers, owner_reference
 from kemu.controllers.job import finished
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import logging
 
 from kemu.client import Client
-from kemu.controllers.common import (Controller, SharedInformers, delete_pod, pod_active, pod_available,
-                                     pod_from_template, pod_ready_since, random_suffix)
+from kemu.controllers.common import (
+    Controller,
+    SharedInformers,
+    delete_pod,
+    pod_active,
+    pod_available,
+    pod_from_template,
+    pod_ready_since,
+    random_suffix,
+)
 from kemu.controllers.deployment import scaled_value, template_hash
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ import math
 import time
 
 from kemu.api.selectors import selector_matches
-from kemu.client import Client, now_rfc3339
-from kemu.controllers.common import (SAFE_ALPHABET, Controller, SharedInformers, controller_ref, owner_reference,
-                                     parse_time)
+from kemu.api.timeutil import now_rfc3339, parse_time
+from kemu.client import Client
+from kemu.controllers.common import SAFE_ALPHABET, Controller, SharedInformers, controller_ref, owner_reference
 
 log = logging.getLogger(__name__)
 HASH_LABEL = "pod-template-hash"

@@ -7,8 +7,8 @@ import logging
 
 from kemu.api.selectors import selector_matches
 from kemu.client import Client, Conflict
-from kemu.controllers.queue import WorkQueue
 from kemu.client.informer import Informer
+from kemu.controllers.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 MANAGED_BY = "endpointslice-controller.k8s.io"

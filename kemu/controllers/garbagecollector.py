@@ -21,7 +21,7 @@ OWNER_KINDS = ("Deployment", "ReplicaSet", "DaemonSet", "Job", "CronJob")
 
 def delete_orphaning(client: Client, owner: dict) -> int:
     """Delete `owner` but keep its dependents; returns how many were orphaned."""
-    from kemu.client import now_rfc3339
+    from kemu.api.timeutil import now_rfc3339
     meta = owner["metadata"]
 
     def mark(live: dict) -> bool | None:

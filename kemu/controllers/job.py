@@ -5,9 +5,17 @@ from __future__ import annotations
 import logging
 import time
 
-from kemu.client import Client, now_rfc3339
-from kemu.controllers.common import (Controller, SharedInformers, delete_pod, parse_time, pod_active,
-                                     pod_from_template, pod_ready_since, random_suffix)
+from kemu.api.timeutil import now_rfc3339, parse_time
+from kemu.client import Client
+from kemu.controllers.common import (
+    Controller,
+    SharedInformers,
+    delete_pod,
+    pod_active,
+    pod_from_template,
+    pod_ready_since,
+    random_suffix,
+)
 from kemu.controllers.deployment import condition
 
 log = logging.getLogger(__name__)

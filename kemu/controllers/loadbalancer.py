@@ -12,9 +12,9 @@ import logging
 
 from kemu.api.meta import REGISTRY
 from kemu.client import Client, Conflict
-from kemu.controllers.queue import WorkQueue
 from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
+from kemu.controllers.queue import WorkQueue
 from kemu.store import Compare, Delete, Put
 
 log = logging.getLogger(__name__)

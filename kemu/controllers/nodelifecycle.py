@@ -14,7 +14,8 @@ import logging
 import threading
 import time
 
-from kemu.client import Client, now_rfc3339
+from kemu.api.timeutil import now_rfc3339
+from kemu.client import Client
 from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
 

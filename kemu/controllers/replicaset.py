@@ -5,10 +5,20 @@ from __future__ import annotations
 import logging
 
 from kemu.api.selectors import selector_matches
+from kemu.api.timeutil import parse_time
 from kemu.client import Client
-from kemu.controllers.common import (Controller, SharedInformers, controller_ref, delete_pod, owner_reference,
-                                     parse_time, pod_active, pod_available, pod_from_template, pod_ready_since,
-                                     random_suffix)
+from kemu.controllers.common import (
+    Controller,
+    SharedInformers,
+    controller_ref,
+    delete_pod,
+    owner_reference,
+    pod_active,
+    pod_available,
+    pod_from_template,
+    pod_ready_since,
+    random_suffix,
+)
 
 log = logging.getLogger(__name__)
 BURST = 50   # pods created or deleted per sync at most (upstream's slow-start batches)

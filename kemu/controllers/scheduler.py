@@ -12,10 +12,11 @@ import logging
 import threading
 
 from kemu.api.quantity import bytes_of, cpu_millis
-from kemu.client import Client, now_rfc3339
-from kemu.controllers.queue import WorkQueue
+from kemu.api.timeutil import now_rfc3339
+from kemu.client import Client
 from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
+from kemu.controllers.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 DEFAULT_MILLI_CPU = 100               # what the scorer assumes for a container without requests

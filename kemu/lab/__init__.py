@@ -25,14 +25,23 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from kemu.api.meta import is_dns1123_label
+from kemu.api.nodeconfig import NodeConfig, load_kubelet_config
 from kemu.client import Client
 from kemu.controllers.loadbalancer import DEFAULT_POOL as DEFAULT_LB_POOL
 from kemu.controllers.nodeipam import allocate_pod_cidr
-from kemu.lab.netns import (Bridge, Namespace, VethPair, Vxlan, add_multipath_route, add_route, keep_pod_sources,
-                         link_is_up, set_link)
+from kemu.lab.netns import (
+    Bridge,
+    Namespace,
+    VethPair,
+    Vxlan,
+    add_multipath_route,
+    add_route,
+    keep_pod_sources,
+    link_is_up,
+    set_link,
+)
 from kemu.store import open_store
 from kemu.store.etcd import EtcdStore, remove_stale_sockets, server_argv, wait_ready
-from kemu.api.nodeconfig import NodeConfig, load_kubelet_config
 from runtime import cgroups, linux
 from runtime.process import pid_alive, start_ticks
 

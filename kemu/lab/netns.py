@@ -5,7 +5,7 @@ import errno
 import os
 import subprocess
 
-from pyroute2 import NetNS, NetlinkError, netns
+from pyroute2 import NetlinkError, NetNS, netns
 from pyroute2 import config as pyroute2_config
 
 NETNS_DIR = "/var/run/netns"

@@ -3,7 +3,7 @@
 Every component talks to a `Store`: revisions, prefix range, compare-and-swap transactions and prefix watch.
 `SQLiteStore` is the embedded default (one node, like k3s on kine); an etcd backend fills the same interface.
 """
-from kemu.store.base import (Compacted, Compare, Delete, Event, KeyValue, Put, Store, TxnResult, Watcher)
+from kemu.store.base import Compacted, Compare, Delete, Event, KeyValue, Put, Store, TxnResult, Watcher
 from kemu.store.etcd import EtcdStore
 from kemu.store.sqlite import SQLiteStore
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from dnshelpers import resolve, start_dns
 
 pytestmark = pytest.mark.root

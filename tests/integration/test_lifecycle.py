@@ -485,8 +485,9 @@ def test_node_reports_capacity_and_conditions(kemu_lab):
 @pytest.fixture
 def kemu_lab_static(request, tmp_path_factory):
     """A lab whose node reads static pods from a fresh directory (the kemu_lab fixture takes a fixed config)."""
-    from kemu.testing import LabHandle, require_root
     import uuid
+
+    from kemu.testing import LabHandle, require_root
     require_root()
     manifests = str(tmp_path_factory.mktemp("manifests"))
     handle = LabHandle(f"t{uuid.uuid4().hex[:8]}")

@@ -10,9 +10,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from runtime.cgroups import fs  # noqa: E402
-
 from cgfake import _fake_rmdir, touch  # noqa: E402
+
+from runtime.cgroups import fs  # noqa: E402
 
 
 @pytest.fixture

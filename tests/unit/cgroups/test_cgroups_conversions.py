@@ -1,8 +1,8 @@
 """Unit conversions against kubelet's / runc's numbers."""
 import pytest
 
-from runtime.cgroups import cpu_quota, cpu_shares, cpu_weight
 from runtime import qos
+from runtime.cgroups import cpu_quota, cpu_shares, cpu_weight
 
 
 @pytest.mark.parametrize("millis,shares", [

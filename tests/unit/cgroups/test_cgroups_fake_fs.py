@@ -2,13 +2,11 @@
 import os
 
 import pytest
+from cgfake import read, touch
 
-from runtime.cgroups import (Resources, V1Driver, V2Driver, cleanup_node, detect, exit_reason, fs,
-                             is_cgroup2)
+from runtime.cgroups import Resources, V1Driver, V2Driver, cleanup_node, detect, exit_reason, fs, is_cgroup2
 from runtime.cgroups.v1 import find_hierarchies
 from runtime.qos import container_resources, pod_resources, qos_class
-
-from cgfake import read, touch
 
 Mi = 2**20
 UID = "0f9c-11aa"

@@ -1,8 +1,9 @@
 """Quantities, QoS class, pod totals and oom_score_adj on a table of pods."""
 import pytest
 
+from kemu.api.quantity import bytes_of as parse_bytes
+from kemu.api.quantity import cpu_millis as parse_cpu_millis
 from runtime.cgroups import Resources
-from kemu.api.quantity import bytes_of as parse_bytes, cpu_millis as parse_cpu_millis
 from runtime.qos import container_resources, oom_score_adj, pod_resources, qos_class
 
 Mi, Gi = 2**20, 2**30

@@ -8,12 +8,13 @@ import time
 
 import pytest
 
-from kemu.client import Client, now_rfc3339
+from kemu.api.timeutil import now_rfc3339
+from kemu.client import Client
+from kemu.client.informer import Informer
 from kemu.controllers.common import SharedInformers, controller_ref
 from kemu.controllers.cronjob import CronJobController
 from kemu.controllers.garbagecollector import delete_orphaning
 from kemu.controllers.workloads import start_workload_controllers
-from kemu.client.informer import Informer
 from kemu.store import SQLiteStore
 
 TEMPLATE = {"metadata": {"labels": {"app": "web"}},

@@ -8,8 +8,7 @@ import pytest
 from kemu.api.defaults import apply_defaults
 from kemu.api.validation import validate
 from kemu.controllers.cronjob import most_recent, parse_schedule
-from kemu.controllers.deployment import (new_rs_target, old_scale_down, resolve_fenceposts, scaled_value,
-                                         template_hash)
+from kemu.controllers.deployment import new_rs_target, old_scale_down, resolve_fenceposts, scaled_value, template_hash
 from kemu.controllers.job import wanted_active
 
 TEMPLATE = {"metadata": {"labels": {"app": "web"}},

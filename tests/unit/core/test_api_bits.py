@@ -1,11 +1,11 @@
 """Selectors, quantities, kinds, manifests: the small pure pieces every component leans on."""
 import pytest
 
+from kemu.api import manifests
 from kemu.api.kinds import resolve_kind
 from kemu.api.meta import ManifestError
 from kemu.api.quantity import bytes_of, cpu_millis
 from kemu.api.selectors import parse_selector, selector_matches
-from kemu.api import manifests
 
 
 @pytest.mark.parametrize("text, labels, expected", [

@@ -127,6 +127,7 @@ class FakeClient:
 
 def test_status_manager_skips_the_store_while_nothing_changed_but_rechecks():
     import copy
+
     from nodeagent.status import StatusManager
     now = [0.0]
     client = FakeClient(dict(pod(), status={}))

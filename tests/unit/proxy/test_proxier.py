@@ -145,6 +145,7 @@ def test_tcp_endpoint_removal_leaves_conntrack_alone(h: Harness) -> None:
 
 def test_min_sync_interval_defers() -> None:
     from pxhelpers import NODE
+
     from proxy.nft import FakeNft
     from proxy.proxier import Proxier
     p = Proxier(NODE, FakeNft(), min_sync_interval=60, conntrack=None)
