@@ -20,11 +20,11 @@ import dns.message
 import dns.rcode
 
 from clusterdns.zone import Zone, answer, build_zone
+from kemu.api.network import CLUSTER_DNS_IP, CLUSTER_DOMAIN
 from kemu.client import Client
 from kemu.client.informer import Informer
 
 log = logging.getLogger("dns")
-CLUSTER_DNS_IP = "10.96.0.10"
 DNS_PORTS = [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]
 
 
@@ -184,7 +184,7 @@ class _TCPServer(socketserver.ThreadingTCPServer):
 
 
 class DNSServer:
-    def __init__(self, client: Client, address: str, port: int = 53, domain: str = "cluster.local") -> None:
+    def __init__(self, client: Client, address: str, port: int = 53, domain: str = CLUSTER_DOMAIN) -> None:
         self.cache = ZoneCache(client, domain)
         self.address, self.port = address, port
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

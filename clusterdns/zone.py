@@ -23,6 +23,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from kemu.api.network import CLUSTER_DOMAIN
+
 TTL = 5
 A, AAAA, CNAME, SRV, PTR, SOA, NS = (dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.CNAME, dns.rdatatype.SRV,
                                      dns.rdatatype.PTR, dns.rdatatype.SOA, dns.rdatatype.NS)
@@ -60,7 +62,7 @@ def dashed(ip: str) -> str:
     return ip.replace(".", "-").replace(":", "-")
 
 
-def build_zone(services: list[dict], slices: list[dict], pods: list[dict], domain: str = "cluster.local") -> Zone:
+def build_zone(services: list[dict], slices: list[dict], pods: list[dict], domain: str = CLUSTER_DOMAIN) -> Zone:
     """Every record of the cluster domain (and its PTRs) for the given objects."""
     zone = Zone(dns.name.from_text(domain.rstrip(".") + "."))
     d = str(zone.domain)

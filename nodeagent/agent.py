@@ -40,8 +40,10 @@ class NodeAgent:
         self.backoff = Backoff(config.crash_loop_initial, config.crash_loop_max)
         self.memory_capacity = psutil.virtual_memory().total
         if not config.pod_cidr:   # a host joining a cluster (a VM): claim a pod CIDR once, atomically, in the store
-            from kemu.controllers.nodeipam import allocate_pod_cidr
-            config.pod_cidr = allocate_pod_cidr(self.client.store, config.node_name, config.cluster_cidr)
+            from kemu.api.network import NODE_CIDR_PREFIX
+            from kemu.store.allocator import allocate_pod_cidr
+            config.pod_cidr = allocate_pod_cidr(self.client.store, config.node_name, config.cluster_cidr,
+                                                NODE_CIDR_PREFIX)
         self.cni = self._setup_cni()
         self.runtime = PodRuntime(config.pods_dir, config.cgroup_root or f"kemu-{config.node_name}", self.cni)
         self.workers: dict[str, PodWorker] = {}

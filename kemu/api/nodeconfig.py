@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, fields
 
 import yaml
 
+from kemu.api.network import CLUSTER_CIDR, CLUSTER_DNS_IP, CLUSTER_DOMAIN, SERVICE_CIDR
+
 
 def seconds(value: str | int | float) -> float:
     """A Go duration ("10s", "1m30s", "500ms") or a number of seconds."""
@@ -30,10 +32,10 @@ class NodeConfig:
     store_url: str
     node_ip: str
     pod_cidr: str
-    cluster_cidr: str = "10.244.0.0/16"
-    service_cidr: str = "10.96.0.0/12"
-    cluster_dns: str = "10.96.0.10"
-    cluster_domain: str = "cluster.local"
+    cluster_cidr: str = CLUSTER_CIDR
+    service_cidr: str = SERVICE_CIDR
+    cluster_dns: str = CLUSTER_DNS_IP
+    cluster_domain: str = CLUSTER_DOMAIN
     cgroup_root: str = ""             # default kemu-<lab>-<node>
     cni_plugin: str = "kemu-bridge"   # or "bridge" (the reference bridge + host-local)
     cni_bin_dirs: list[str] = field(default_factory=list)
@@ -45,6 +47,11 @@ class NodeConfig:
     sync_frequency: float = 10.0      # periodic pod resync; exits, probes, updates and ConfigMaps wake a pod at once
     max_pods: int = 110
     static_pod_path: str = ""         # directory of static pod manifests ("" = none)
+    # the agent's own HTTPS server (kubelet's :10250: logs, exec, port-forward, stats); off without a certificate
+    port: int = 10250                 # KubeletConfiguration port; it listens on node_ip only
+    tls_cert_file: str = ""           # tlsCertFile: serving certificate (SANs: node IP, node name)
+    tls_private_key_file: str = ""    # tlsPrivateKeyFile
+    client_ca_file: str = ""          # authentication.x509.clientCAFile: clients must present a cert it signed
 
     @property
     def pods_dir(self) -> str:
@@ -62,6 +69,9 @@ _KUBELET_FIELDS = {
     "maxPods": ("max_pods", int),
     "clusterDomain": ("cluster_domain", str),
     "staticPodPath": ("static_pod_path", str),
+    "port": ("port", int),
+    "tlsCertFile": ("tls_cert_file", str),
+    "tlsPrivateKeyFile": ("tls_private_key_file", str),
 }
 
 
@@ -86,6 +96,8 @@ def load_kubelet_config(path: str) -> dict:
             if unknown:
                 raise ValueError(f"{path}: crashLoopBackOff.{sorted(unknown)[0]}: unknown field; use "
                                  "initialContainerRestartPeriod or maxContainerRestartPeriod")
+        elif key == "authentication":
+            out.update(_authentication(path, value))
         elif key == "cniPlugin":
             if value not in ("kemu-bridge", "bridge"):
                 raise ValueError(f"{path}: cniPlugin: must be kemu-bridge or bridge")
@@ -101,7 +113,16 @@ def load_kubelet_config(path: str) -> dict:
     return out
 
 
-KNOWN_FIELDS = set(_KUBELET_FIELDS) | {"clusterDNS", "crashLoopBackOff", "cniPlugin"}
+KNOWN_FIELDS = set(_KUBELET_FIELDS) | {"clusterDNS", "crashLoopBackOff", "cniPlugin", "authentication"}
+
+
+def _authentication(path: str, value) -> dict:
+    """authentication.x509.clientCAFile (kemu's only authenticator: client certificates)."""
+    x509 = (value or {}).get("x509") if isinstance(value, dict) else None
+    unknown = set(value or {}) - {"x509"} if isinstance(value, dict) else {"(not a mapping)"}
+    if unknown or not isinstance(x509, dict) or set(x509) - {"clientCAFile"}:
+        raise ValueError(f"{path}: authentication: kemu reads only authentication.x509.clientCAFile")
+    return {"client_ca_file": str(x509.get("clientCAFile", ""))}
 
 
 def node_config_fields() -> set[str]:

@@ -5,14 +5,14 @@ import ipaddress
 import os
 import re
 
+from kemu.api.cron import parse_schedule
 from kemu.api.kinds import KINDS
 from kemu.api.meta import is_dns1123_label, is_dns1123_subdomain
+from kemu.api.network import NODEPORT_RANGE, SERVICE_NETWORK
 from kemu.api.quantity import parse_quantity
 from runtime.linux import unknown_capabilities
 
 AGNHOST_IMAGE = re.compile(r"^(docker\.io/|registry\.k8s\.io/e2e-test-images/)?(kemu/)?agnhost(:[\w.-]+)?$")
-SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
-NODEPORT_RANGE = range(30000, 32768)
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 C_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 LABEL_NAMED = {"Namespace", "Pod", "Service"}
@@ -267,8 +267,8 @@ def _service(obj: dict, problems: Problems) -> None:
     cluster_ip = spec.get("clusterIP")
     if cluster_ip not in (None, "", "None"):
         try:
-            if ipaddress.ip_address(cluster_ip) not in SERVICE_CIDR:
-                problems.append(("spec.clusterIP", f"{cluster_ip} is not in the service CIDR {SERVICE_CIDR}"))
+            if ipaddress.ip_address(cluster_ip) not in SERVICE_NETWORK:
+                problems.append(("spec.clusterIP", f"{cluster_ip} is not in the service CIDR {SERVICE_NETWORK}"))
         except ValueError:
             problems.append(("spec.clusterIP", f"{cluster_ip!r} is not an IP address"))
     if spec.get("sessionAffinity", "None") not in ("None", "ClientIP"):
@@ -397,7 +397,6 @@ def _job(obj: dict, problems: Problems) -> None:
 
 
 def _cronjob(obj: dict, problems: Problems) -> None:
-    from kemu.controllers.cronjob import parse_schedule
     spec = obj.get("spec") or {}
     try:
         parse_schedule(spec.get("schedule"))

@@ -17,14 +17,17 @@ from typing import Callable, Iterable
 from kemu.api.defaults import apply_defaults
 from kemu.api.kinds import KINDS, Kind, resolve_kind
 from kemu.api.meta import REGISTRY, ManifestError, ObjectRef, key_for, ref_of
+from kemu.api.network import CLUSTER_DNS_IP, KUBERNETES_SERVICE_IP, NODEPORT_RANGE, SERVICE_NETWORK
 from kemu.api.selectors import Selector
 from kemu.api.timeutil import now_rfc3339
-from kemu.api.validation import NODEPORT_RANGE, SERVICE_CIDR, validate
+from kemu.api.validation import validate
 from kemu.store import Compare, Delete, Put, Store
+from kemu.store.allocator import REGISTRY_RANGES
 
-SERVICE_IPS = REGISTRY + "ranges/serviceips/"
-NODE_PORTS = REGISTRY + "ranges/servicenodeports/"
-RESERVED_IPS = {"10.96.0.0", "10.96.0.1", "10.96.0.10", str(SERVICE_CIDR.broadcast_address)}
+SERVICE_IPS = REGISTRY_RANGES + "serviceips/"
+NODE_PORTS = REGISTRY_RANGES + "servicenodeports/"
+RESERVED_IPS = {str(SERVICE_NETWORK.network_address), KUBERNETES_SERVICE_IP, CLUSTER_DNS_IP,
+                str(SERVICE_NETWORK.broadcast_address)}
 # fields the kube-apiserver lets `apply` change on a running Pod
 POD_MUTABLE_SPEC = {"activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"}
 
@@ -320,7 +323,7 @@ class Client:
 
 def _random_service_ip() -> str:
     while True:
-        ip = str(SERVICE_CIDR[random.randrange(16, SERVICE_CIDR.num_addresses - 1)])
+        ip = str(SERVICE_NETWORK[random.randrange(16, SERVICE_NETWORK.num_addresses - 1)])
         if ip not in RESERVED_IPS:
             return ip
 

@@ -10,21 +10,21 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from kemu.api.meta import REGISTRY
+from kemu.api.network import LB_POOL
 from kemu.client import Client, Conflict
 from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
 from kemu.controllers.queue import WorkQueue
-from kemu.store import Compare, Delete, Put
+from kemu.store.allocator import REGISTRY_RANGES, RangeAllocator
 
 log = logging.getLogger(__name__)
-DEFAULT_POOL = "192.168.57.0/24"
-LB_IPS = REGISTRY + "ranges/loadbalancerips/"
+LB_IPS = REGISTRY_RANGES + "loadbalancerips/"
 
 
 class LoadBalancerController:
-    def __init__(self, client: Client, pool: str = DEFAULT_POOL) -> None:
+    def __init__(self, client: Client, pool: str = LB_POOL) -> None:
         self.client = client
+        self.addresses = RangeAllocator(client.store, LB_IPS)
         self.pool = ipaddress.ip_network(pool)
         self.events = EventRecorder(client, "service-lb-controller")
         self.queue = WorkQueue("loadbalancer", self.sync)
@@ -38,8 +38,7 @@ class LoadBalancerController:
 
     def _owned(self) -> dict[str, str]:
         """ip -> service key, for every claimed address."""
-        kvs, _ = self.client.store.range(LB_IPS)
-        return {kv.key[len(LB_IPS):]: kv.value.decode() for kv in kvs}
+        return self.addresses.owners()
 
     def sync(self, key: str) -> None:
         owned = self._owned()
@@ -48,7 +47,7 @@ class LoadBalancerController:
             for ip, owner in owned.items():   # release what deleted (or no longer LoadBalancer) Services held
                 svc = self.services.cache.get(owner)
                 if svc is None or svc["spec"].get("type") != "LoadBalancer":
-                    self.client.store.txn([], [Delete(LB_IPS + ip)])
+                    self.addresses.release(ip)
                     released = True
             if released or key == "gc":
                 self._retry_waiting()
@@ -57,7 +56,7 @@ class LoadBalancerController:
         mine = sorted(ip for ip, owner in owned.items() if owner == key)
         if svc["spec"].get("type") != "LoadBalancer":
             for ip in mine:
-                self.client.store.txn([], [Delete(LB_IPS + ip)])
+                self.addresses.release(ip)
             if mine:
                 self._retry_waiting()
             if (svc.get("status") or {}).get("loadBalancer", {}).get("ingress"):
@@ -82,12 +81,9 @@ class LoadBalancerController:
     def _claim(self, svc: dict, key: str, taken: set[str]) -> str | None:
         wanted = svc["spec"].get("loadBalancerIP")
         candidates = [wanted] if wanted else [str(ip) for ip in self.pool.hosts()]
-        for ip in candidates:
-            if ip in taken:
-                continue
-            if ipaddress.ip_address(ip) not in self.pool:
-                break
-            if self.client.store.txn([Compare(LB_IPS + ip, 0)], [Put(LB_IPS + ip, key.encode())]).succeeded:
+        if not wanted or ipaddress.ip_address(wanted) in self.pool:
+            ip = self.addresses.claim_first((c for c in candidates if c not in taken), key)
+            if ip is not None:
                 return ip
         message = (f"spec.loadBalancerIP {wanted} is taken or outside the pool {self.pool}" if wanted
                    else f"no free address in the pool {self.pool}")

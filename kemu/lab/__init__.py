@@ -25,10 +25,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from kemu.api.meta import is_dns1123_label
+from kemu.api.network import CLUSTER_CIDR, KUBERNETES_SERVICE_IP, LAB_SEGMENT, LB_POOL, NODE_CIDR_PREFIX
 from kemu.api.nodeconfig import NodeConfig, load_kubelet_config
 from kemu.client import Client
-from kemu.controllers.loadbalancer import DEFAULT_POOL as DEFAULT_LB_POOL
-from kemu.controllers.nodeipam import allocate_pod_cidr
 from kemu.lab.netns import (
     Bridge,
     Namespace,
@@ -40,27 +39,28 @@ from kemu.lab.netns import (
     link_is_up,
     set_link,
 )
+from kemu.lab.pki import LabPKI
 from kemu.store import open_store
+from kemu.store.allocator import allocate_pod_cidr
 from kemu.store.etcd import EtcdStore, remove_stale_sockets, server_argv, wait_ready
 from runtime import cgroups, linux
 from runtime.process import pid_alive, start_ticks
 
 LABS_DIR = os.environ.get("KEMU_LABS_DIR", "/run/kemu/labs")
-LAB_NETWORK = ipaddress.ip_network("192.168.56.0/24")
-LAB_GATEWAY = "192.168.56.1"
-CLIENT_IP = "192.168.56.100"
-LB_POOL = DEFAULT_LB_POOL   # LoadBalancer Service addresses (kemu.controllers.loadbalancer)
-CLUSTER_CIDR = "10.244.0.0/16"
+LAB_NETWORK = ipaddress.ip_network(LAB_SEGMENT)
+LAB_GATEWAY = str(LAB_NETWORK[1])
+CLIENT_IP = str(LAB_NETWORK[100])
 ETCD_PORT = 2379
 POD_NETWORKS = ("host-gw", "vxlan")
 MAX_NODES = 50
+KUBELET_CLIENT_CERT = "apiserver-kubelet-client"   # <lab>/pki/<this>.{crt,key}: what node agents' servers trust
 BOOTSTRAP = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
     for n in ("default", "kube-system", "kube-public", "kube-node-lease")
 ] + [{"apiVersion": "v1", "kind": "Service",
       "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver",
                                                                              "provider": "kubernetes"}},
-      "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "targetPort": 6443}]}}]
+      "spec": {"clusterIP": KUBERNETES_SERVICE_IP, "ports": [{"name": "https", "port": 443, "targetPort": 6443}]}}]
 
 
 class LabError(RuntimeError):
@@ -165,10 +165,24 @@ class Lab:
 
     def node_config(self, index: int) -> NodeConfig:
         name = f"node{index}"
+        settings = {**self.node_server_tls(name, node_ip(index)), **self.state.kubelet_config}
         return NodeConfig(node_name=name, state_dir=os.path.join(self.dir, "nodes", name),
                           store_url=self.node_store_url, node_ip=node_ip(index), pod_cidr=self.state.pod_cidrs[name],
                           cluster_cidr=CLUSTER_CIDR,
-                          cgroup_root=f"{self.prefix}{name}", **self.state.kubelet_config)
+                          cgroup_root=f"{self.prefix}{name}", **settings)
+
+    # ---- node agent server certificates (kubelet :10250; kemu.cli.common.node_client is their client) -------
+    @property
+    def pki_dir(self) -> str:
+        return os.path.join(self.dir, "pki")
+
+    def node_server_tls(self, node: str, ip: str) -> dict:
+        """Issue (once) the node's serving certificate and kemu's kubelet client certificate from the lab CA;
+        the NodeConfig fields that name them."""
+        pki = LabPKI(self.pki_dir)
+        serving = pki.issue(f"kubelet-{node}", node, dns_names=(node,), ip_addresses=(ip,), server=True)
+        pki.issue(KUBELET_CLIENT_CERT, "kube-apiserver-kubelet-client", ("kubeadm:cluster-admins",), client=True)
+        return {"tls_cert_file": serving.cert, "tls_private_key_file": serving.key, "client_ca_file": pki.ca.cert}
 
     # ---- up ----------------------------------------------------------------------------------------------------
     def up(self, nodes: int = 1, config_file: str | None = None, timeout: float = 30.0, store: str | None = None,
@@ -209,7 +223,7 @@ class Lab:
                 self._wait_etcd()
             client = self.client()
             client.apply(BOOTSTRAP, source="bootstrap")
-            self.state.pod_cidrs = {n: allocate_pod_cidr(client.store, n, CLUSTER_CIDR) for n in self.state.nodes}
+            self.state.pod_cidrs = {n: allocate_pod_cidr(client.store, n, CLUSTER_CIDR, NODE_CIDR_PREFIX) for n in self.state.nodes}
             self._save()
             self._start_daemons(nodes)
             self._route_pod_networks()     # while the agents start (no pod can exist before they are Ready)
@@ -333,7 +347,7 @@ class Lab:
         client = self.client()
         # in lab.json before the namespace exists, so `lab down` and leftovers() cover a half-built node too
         self.state.nodes.append(name)
-        self.state.pod_cidrs[name] = allocate_pod_cidr(client.store, name, CLUSTER_CIDR)
+        self.state.pod_cidrs[name] = allocate_pod_cidr(client.store, name, CLUSTER_CIDR, NODE_CIDR_PREFIX)
         self._save()
         ns.create()
         VethPair(self.net, name, ns, "eth1").create(Bridge(self.net, "br0"), node_ip(index), LAB_NETWORK.prefixlen,

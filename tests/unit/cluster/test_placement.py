@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+from kemu.api.network import CLUSTER_CIDR, NODE_CIDR_PREFIX
 from kemu.cli.cluster import drain_plan
-from kemu.controllers.nodeipam import allocate_pod_cidr
 from kemu.controllers.scheduler import NodeUsage, Scheduler, pod_requests, tolerates
 from kemu.store import SQLiteStore
+from kemu.store.allocator import allocate_pod_cidr
 
 
 def node(name: str, cpu: str = "2", memory: str = "4Gi", pods: str = "110", **spec) -> dict:
@@ -89,8 +90,8 @@ def test_drain_skips_daemonset_and_mirror_pods_and_refuses_without_ignore_daemon
 
 def test_pod_cidrs_are_allocated_once_and_kept(tmp_path):
     store = SQLiteStore(str(tmp_path / "s.db"))
-    first = [allocate_pod_cidr(store, f"node{i}") for i in (1, 2, 3)]
+    first = [allocate_pod_cidr(store, f"node{i}", CLUSTER_CIDR, NODE_CIDR_PREFIX) for i in (1, 2, 3)]
     assert first == ["10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24"]
-    assert allocate_pod_cidr(store, "node2") == "10.244.2.0/24"
+    assert allocate_pod_cidr(store, "node2", CLUSTER_CIDR, NODE_CIDR_PREFIX) == "10.244.2.0/24"
     with pytest.raises(RuntimeError, match="no free /24"):
-        allocate_pod_cidr(store, "node9", cluster_cidr="10.244.0.0/23")
+        allocate_pod_cidr(store, "node9", "10.244.0.0/23", NODE_CIDR_PREFIX)

@@ -5,9 +5,10 @@ from datetime import datetime, timezone
 
 import pytest
 
+from kemu.api.cron import parse_schedule
 from kemu.api.defaults import apply_defaults
 from kemu.api.validation import validate
-from kemu.controllers.cronjob import most_recent, parse_schedule
+from kemu.controllers.cronjob import most_recent
 from kemu.controllers.deployment import new_rs_target, old_scale_down, resolve_fenceposts, scaled_value, template_hash
 from kemu.controllers.job import wanted_active
 
