@@ -19,6 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	/usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	@# the installed kemu-bridge is the fast launcher with this checkout's path in it (a copy works anywhere)
+	sed "s|^INSTALL_ROOT = None|INSTALL_ROOT = '$(CURDIR)'|" cni/kemu-bridge > $(VENV)/bin/kemu-bridge
+	chmod 755 $(VENV)/bin/kemu-bridge
 	touch $@
 
 demo: deps

@@ -17,6 +17,7 @@ import ctypes
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -75,14 +76,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iterations", type=int, default=50, help="pods per flavour (default 50)")
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--launcher", choices=("fast", "console"), default="fast",
-                    help="fast: cni/kemu-bridge (python -IS); console: a pip-style console script "
+    ap.add_argument("--launcher", choices=("installed", "fast", "console"), default="installed",
+                    help="installed: a copy of the venv's bin/kemu-bridge (what `make deps` installs); fast: "
+                         "cni/kemu-bridge (python -IS) symlinked; console: a pip-style console script "
                          "(venv python with site, `from cni.plugin import main`)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root")
 
     bin_dir = make_bin_dir()
+    if args.launcher == "installed":
+        exe = os.path.join(bin_dir, "kemu-bridge")
+        os.unlink(exe)
+        shutil.copy(os.path.join(sys.prefix, "bin", "kemu-bridge"), exe)
     if args.launcher == "console":
         exe = os.path.join(bin_dir, "kemu-bridge")
         os.unlink(exe)

@@ -7,7 +7,6 @@ Service's Endpoints, so pods reach it at 10.96.0.10 through the proxy like any S
 from __future__ import annotations
 
 import logging
-import signal
 import socket
 import socketserver
 import struct
@@ -21,7 +20,9 @@ import dns.rcode
 
 from clusterdns.zone import Zone, answer, build_zone
 from kemu.api.network import CLUSTER_DNS_IP, CLUSTER_DOMAIN
+from kemu.api.nodeconfig import NodeConfig
 from kemu.client import Client
+from kemu.client.daemon import start_daemon
 from kemu.client.informer import Informer
 
 log = logging.getLogger("dns")
@@ -216,17 +217,12 @@ class DNSServer:
         self.udp.close()
 
 
-def main(config, port: int = 53) -> None:
+def main(config: NodeConfig, port: int = 53) -> None:
     """Serve the cluster domain for one node until SIGTERM."""
-    from kemu.store import open_store
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    client = Client(open_store(config.store_url))
+    client, stop = start_daemon(config.store_url)
     server = DNSServer(client, config.node_ip, port, config.cluster_domain).start()
     log.info("serving %s on %s:%d (udp, tcp)", config.cluster_domain, config.node_ip, port)
     register_endpoint(client, config.node_name, config.node_ip)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
     try:
         register_endpoint(client, config.node_name, config.node_ip, present=False)

@@ -4,7 +4,7 @@
 #
 #   provision.sh ROLE NAME IP INDEX CONTROL_IP ALL_NODES
 #     ROLE       control | worker
-#     INDEX      the node's number: its pod CIDR is 10.244.INDEX.0/24
+#     INDEX      the node's number: its pod CIDR is the INDEX-th /24 of the cluster CIDR (kemu/api/network.py)
 #     ALL_NODES  name=ip=index,... of every node (for host-gw routes to the other nodes' pod CIDRs)
 #
 # Environment: KEMU_SRC (default /kemu), KEMU_ROOT (default /: where /etc, /var/lib and units are written),
@@ -23,6 +23,10 @@ if ! [[ $index =~ ^[0-9]+$ ]] || (( index < 1 || index > 254 )); then
   echo "provision.sh: INDEX must be 1-254, got '$index'" >&2; exit 2
 fi
 
+# the address plan has one home, kemu/api/network.py (stdlib only: runs before `make deps`)
+network() { PYTHONPATH="$src" python3 -m kemu.api.network "$@"; }
+pod_cidr=$(network pod-cidr "$index")
+
 etc="$root/etc/kemu"
 state="$root/var/lib/kemu/$name"
 units="$root/etc/systemd/system"
@@ -40,7 +44,7 @@ cat > "$etc/node.json" <<JSON
   "state_dir": "$state",
   "store_url": "${KEMU_STORE_URL:-etcd://$control_ip:2379}",
   "node_ip": "$ip",
-  "pod_cidr": "10.244.$index.0/24",
+  "pod_cidr": "$pod_cidr",
   "cgroup_root": "kemu-$name"
 }
 JSON
@@ -51,7 +55,7 @@ IFS=, read -r -a peers <<< "$all_nodes"
 for peer in "${peers[@]}"; do
   IFS='=' read -r peer_name peer_ip peer_index <<< "$peer"
   [[ $peer_name == "$name" ]] && continue
-  routes+=("10.244.$peer_index.0/24 via $peer_ip")
+  routes+=("$(network pod-cidr "$peer_index") via $peer_ip")
 done
 {
   echo "# pod CIDRs of the other kemu nodes (host-gw)"
@@ -124,4 +128,4 @@ if [[ $start == 1 ]]; then
   systemctl daemon-reload
   systemctl enable --now "${services[@]}"
 fi
-echo "provisioned $role $name ($ip, pods 10.244.$index.0/24, store etcd://$control_ip:2379)"
+echo "provisioned $role $name ($ip, pods $pod_cidr, store ${KEMU_STORE_URL:-etcd://$control_ip:2379})"

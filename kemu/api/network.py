@@ -1,6 +1,7 @@
 """The cluster's address plan: the one home of every range and well-known address (kubeadm's defaults).
 
-Run `python -m kemu.api.network` for the same facts as shell assignments (vagrant/provision.sh reads them so).
+Run `python -m kemu.api.network` for the same facts as shell assignments, and `python -m kemu.api.network pod-cidr N`
+for the Nth node's pod CIDR (vagrant/provision.sh reads them so, instead of repeating them).
 """
 from __future__ import annotations
 
@@ -28,5 +29,18 @@ def shell_assignments() -> str:
     return "".join(f"{k}={v}\n" for k, v in facts.items())
 
 
+def node_pod_cidr(index: int) -> str:
+    """The pod CIDR of node number `index` when nodes are numbered statically (Vagrant): the index-th subnet."""
+    subnets = ipaddress.ip_network(CLUSTER_CIDR).subnets(new_prefix=NODE_CIDR_PREFIX)
+    for i, subnet in enumerate(subnets):
+        if i == index:
+            return str(subnet)
+    raise ValueError(f"node index {index} is beyond {CLUSTER_CIDR}")
+
+
 if __name__ == "__main__":
-    print(shell_assignments(), end="")
+    import sys
+    if sys.argv[1:2] == ["pod-cidr"]:
+        print(node_pod_cidr(int(sys.argv[2])))
+    else:
+        print(shell_assignments(), end="")

@@ -1,25 +1,16 @@
 """`kemu controller-manager`: runs the scheduler and the controllers of one cluster against its store."""
 from __future__ import annotations
 
-import logging
-import signal
-import threading
-
-from kemu.client import Client
+from kemu.client.daemon import start_daemon
 from kemu.controllers.endpoints import EndpointsController
 from kemu.controllers.loadbalancer import LoadBalancerController
 from kemu.controllers.nodelifecycle import NodeLifecycleController
 from kemu.controllers.scheduler import Scheduler
 from kemu.controllers.workloads import start_workload_controllers
-from kemu.store import open_store
 
 
 def main(store_url: str, node_monitor_grace_period: float = 40.0) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    client = Client(open_store(store_url))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    client, stop = start_daemon(store_url)
     Scheduler(client).start()
     EndpointsController(client).start()
     LoadBalancerController(client).start()
