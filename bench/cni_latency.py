@@ -13,7 +13,6 @@ Last line of output is JSON.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import platform
@@ -26,18 +25,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from kemu.testing.cnibed import Lab, bridge_conf, make_bin_dir, remove_tree  # noqa: E402
-
-CLONE_NEWNET = 0x40000000
-LIBC = ctypes.CDLL(None, use_errno=True)
+from runtime.linux import setns  # noqa: E402
 
 
 def in_netns(path: str):
     """preexec_fn: move the child into ``path`` before exec."""
     def enter() -> None:
-        fd = os.open(path, os.O_RDONLY)
-        if LIBC.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns")
-        os.close(fd)
+        setns(path, "net")
     return enter
 
 

@@ -2,6 +2,8 @@
 
 Hand-written over ``_socket`` (AF_NETLINK) so the plugin's hot path imports
 nothing heavier than the C socket module; pyroute2 costs ~140 ms to import.
+Measured exception: everything else builds namespaces, veths and bridges with the one
+netns toolkit (kemu/lab/netns.py); the plugin keeps this client because of that cost.
 """
 from __future__ import annotations
 

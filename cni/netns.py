@@ -1,4 +1,9 @@
-"""Entering a network namespace just long enough to open a netlink socket there."""
+"""Entering a network namespace just long enough to open a netlink socket there.
+
+Measured exception to "setns lives once, in runtime/linux.py" (the netns toolkit is
+kemu/lab/netns.py): the CNI plugin imports nothing outside cni/ and its start-up time is its
+latency, so it keeps this tiny setns (ctypes loaded only when needed) on its hot path.
+"""
 from __future__ import annotations
 
 import os

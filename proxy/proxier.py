@@ -13,24 +13,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .nft import NftBackend, NftError, Op, Transaction, full_transaction
+from kemu import nft
+from kemu.nft import NftBackend, NftError, Op
+
+from .metrics import ProxyMetrics
 from .ruleset import (
     Chain,
     Fragment,
     ProxyNode,
     Ruleset,
     SequentialAllocator,
-    SetDef,
     UdpPort,
     base_ruleset,
     build_fragment,
+    full_transaction,
     service_key,
 )
 
 log = logging.getLogger("kemu.proxy")
-
-# kube-proxy's sync duration buckets: 1ms * 2^i
-DURATION_BUCKETS = tuple(0.001 * 2 ** i for i in range(15))
 
 
 @dataclass
@@ -104,9 +104,9 @@ class Proxier:
         self.last_sync = 0.0
         self.last_full = 0.0
         self.last_success_ts = 0.0
-        self.durations: dict[str, list[float]] = {"full": [], "partial": []}
         self.failures = 0
         self.counts: dict[str, int] = {}
+        self.metrics = ProxyMetrics(pending=lambda: len(self.dirty))
 
     # ------------------------------------------------------------ inputs
     def on_service(self, svc: dict | None, key: str) -> None:
@@ -116,9 +116,11 @@ class Proxier:
         else:
             self.services[key] = svc
         self.dirty.add(key)
+        self.metrics.service_changes.inc()
 
     def on_endpoint_slice(self, es: dict | None, key: str) -> None:
         """Upsert or delete an EndpointSlice; key = "ns/name" of the slice."""
+        self.metrics.endpoint_changes.inc()
         old_owner = self.slice_owner.pop(key, None)
         if old_owner:
             self.dirty.add(old_owner)
@@ -194,6 +196,7 @@ class Proxier:
             self.nft.run(tx)
         except NftError as e:
             self.failures += 1
+            self.metrics.sync_failures.inc()
             log.error("full sync failed (%s); will recreate the table next time", e)
             self.needs_full = True
             self.recreate = True
@@ -231,8 +234,8 @@ class Proxier:
             new_frags[key] = frag
             reused |= alloc.reused
 
-        add_sets: list[SetDef] = []
-        del_sets: list[SetDef] = []
+        add_sets: list[nft.Set] = []
+        del_sets: list[nft.Set] = []
         add_chains: list[str] = []
         rule_ops: list[Op] = []
         del_chains: list[str] = []
@@ -250,10 +253,10 @@ class Proxier:
             for name, chain in nc.items():
                 if name not in oc:
                     add_chains.append(name)
-                    rule_ops += [Op("add", "rule", name, r) for r in chain.rules]
+                    rule_ops += [Op("add", nft.Rule(name, r)) for r in chain.rules]
                 elif oc[name].rules != chain.rules:
-                    rule_ops.append(Op("flush", "chain", name))
-                    rule_ops += [Op("add", "rule", name, r) for r in chain.rules]
+                    rule_ops.append(Op("flush", nft.Chain(name)))
+                    rule_ops += [Op("add", nft.Rule(name, r)) for r in chain.rules]
             del_chains += [n for n in oc if n not in nc]
             oe = old.elements if old else {}
             ne = new.elements if new else {}
@@ -294,37 +297,38 @@ class Proxier:
             before = self.elem_refs.get(k)
             bval = before[0] if before else None
             aval = ent[0] if ent else None
-            is_map = self.base.sets[k[0]].is_map if k[0] in self.base.sets else False
             if before and (not ent or bval != aval):
-                elem_dels.append(Op("delete", "element", k[0], key=k[1], is_map=is_map))
+                elem_dels.append(Op("delete", nft.Element(k[0], k[1])))
             if ent and (not before or bval != aval):
-                elem_adds.append(Op("add", "element", k[0], key=k[1], value=aval, is_map=is_map))
+                elem_adds.append(Op("add", nft.Element(k[0], k[1], aval)))
 
-        tx = Transaction(self.node.table)
+        tx = nft.Transaction("ip", self.node.table)
         for s in add_sets:
-            tx.add(Op("add", "set", s.name, s.spec, is_map=s.is_map))
+            tx.add(s)
         for name in shared_new:
-            tx.add(Op("add", "chain", name))
-            tx.ops += [Op("add", "rule", name, r) for r in shared_defs[name].rules]
+            tx.add(nft.Chain(name))
+            for r in shared_defs[name].rules:
+                tx.add(nft.Rule(name, r))
         for name in add_chains:
-            tx.add(Op("add", "chain", name))
+            tx.add(nft.Chain(name))
         tx.ops += rule_ops
-        elem_dels.sort(key=lambda o: o.name)
-        elem_adds.sort(key=lambda o: o.name)
+        elem_dels.sort(key=lambda o: o.obj.set)
+        elem_adds.sort(key=lambda o: o.obj.set)
         tx.ops += elem_dels + elem_adds
         del_chains += shared_gone
         for name in del_chains:
-            tx.add(Op("flush", "chain", name))
+            tx.flush(nft.Chain(name))
         for name in sorted(del_chains, key=_delete_order):
-            tx.add(Op("delete", "chain", name))
+            tx.delete(nft.Chain(name))
         for s in del_sets:
-            tx.add(Op("delete", "set", s.name, is_map=s.is_map))
+            tx.delete(s)
         t1 = time.perf_counter()
         if tx.ops:
             try:
                 self.nft.run(tx)
             except NftError as e:
                 self.failures += 1
+                self.metrics.sync_failures.inc()
                 log.error("partial sync failed (%s); next sync is a full one", e)
                 self.needs_full = True
                 return SyncResult("failed", time.perf_counter() - t0, t1 - t0, time.perf_counter() - t1,
@@ -400,8 +404,8 @@ class Proxier:
                         self.conntrack(["-D", "-p", "udp", "--orig-dst", fe])
 
     def _record(self, kind: str, seconds: float) -> None:
-        self.durations[kind].append(seconds)
         self.last_success_ts = time.time()
+        self.metrics.synced(kind, seconds, self.counts)
 
     # ------------------------------------------------------------ outputs
     def expected_chains(self) -> set[str]:
@@ -412,42 +416,14 @@ class Proxier:
         return names
 
     def metrics_text(self) -> str:
-        """Prometheus text exposition (kube-proxy metric names where they exist)."""
-        out: list[str] = []
-
-        def hist(name: str, help_: str, values: list[float]) -> None:
-            out.append(f"# HELP {name} {help_}")
-            out.append(f"# TYPE {name} histogram")
-            for b in DURATION_BUCKETS:
-                out.append(f'{name}_bucket{{le="{b:g}"}} {sum(1 for v in values if v <= b)}')
-            out.append(f'{name}_bucket{{le="+Inf"}} {len(values)}')
-            out.append(f"{name}_sum {sum(values):.6f}")
-            out.append(f"{name}_count {len(values)}")
-        allv = self.durations["full"] + self.durations["partial"]
-        hist("kubeproxy_sync_proxy_rules_duration_seconds", "SyncProxyRules latency in seconds", allv)
-        hist("kubeproxy_sync_full_proxy_rules_duration_seconds", "Full SyncProxyRules latency", self.durations["full"])
-        hist("kubeproxy_sync_partial_proxy_rules_duration_seconds", "Partial SyncProxyRules latency",
-             self.durations["partial"])
-        out += ["# HELP kubeproxy_sync_proxy_rules_last_timestamp_seconds The last time proxy rules were synced",
-                "# TYPE kubeproxy_sync_proxy_rules_last_timestamp_seconds gauge",
-                f"kubeproxy_sync_proxy_rules_last_timestamp_seconds {self.last_success_ts:.3f}",
-                "# HELP kubeproxy_sync_proxy_rules_nftables_sync_failures_total Failed nftables transactions",
-                "# TYPE kubeproxy_sync_proxy_rules_nftables_sync_failures_total counter",
-                f"kubeproxy_sync_proxy_rules_nftables_sync_failures_total {self.failures}",
-                "# HELP kemu_proxy_nftables_objects Objects in the proxy's nftables table",
-                "# TYPE kemu_proxy_nftables_objects gauge"]
-        for kind in ("chains", "rules", "sets", "elements"):
-            out.append(f'kemu_proxy_nftables_objects{{kind="{kind}"}} {self.counts.get(kind, 0)}')
-        out += ["# HELP kubeproxy_sync_proxy_rules_service_changes_pending Services changed but not synced",
-                "# TYPE kubeproxy_sync_proxy_rules_service_changes_pending gauge",
-                f"kubeproxy_sync_proxy_rules_service_changes_pending {len(self.dirty)}"]
-        return "\n".join(out) + "\n"
+        """Prometheus text exposition (kube-proxy metric names and types)."""
+        return self.metrics.text()
 
     def close(self) -> None:
         """Delete the table (tests/teardown)."""
-        tx = Transaction(self.node.table)
-        tx.add(Op("add", "table"))
-        tx.add(Op("delete", "table"))
+        tx = nft.Transaction("ip", self.node.table)
+        tx.add(nft.Table())
+        tx.delete(nft.Table())
         self.nft.run(tx)
         self.fragments.clear()
         self.elem_refs.clear()

@@ -28,6 +28,9 @@ import socket
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from kemu import nft
+from kemu.api.network import SERVICE_CIDR
+
 MASQ_MARK = 0x4000
 ENDPOINT_SHARDS = {"tcp": 64, "udp": 16, "sctp": 4}  # endpoint map shards per protocol
 DEFAULT_AFFINITY_TIMEOUT = 10800
@@ -81,28 +84,25 @@ class ProxyNode:
     name: str
     node_ips: list[str]
     cluster_cidr: str
-    service_cidr: str = "10.96.0.0/12"
+    service_cidr: str = SERVICE_CIDR
     table: str = "kemu-proxy"
     nodeport_addresses: list[str] | None = None
 
 
 @dataclass
 class Chain:
-    """A chain: optional base-chain hook spec and its rules (nft syntax)."""
+    """A chain of the proxy's table and its rules (nft syntax); a base chain names its hook."""
 
     name: str
     rules: list[str] = field(default_factory=list)
-    hook: str | None = None  # e.g. "type nat hook prerouting priority -100 ;"
+    hook: tuple[str, str, int] | None = None  # (type, hook, priority), e.g. ("nat", "prerouting", -100)
 
-
-@dataclass(frozen=True)
-class SetDef:
-    """A named set or map; ``spec`` is the body between braces."""
-
-    name: str
-    spec: str
-    is_map: bool = False
-    dynamic: bool = False  # contents written by the kernel (affinity): never flushed on resync
+    def definition(self) -> nft.Chain:
+        """The toolkit object that creates this chain."""
+        if self.hook is None:
+            return nft.Chain(self.name)
+        type_, hook, priority = self.hook
+        return nft.Chain(self.name, type=type_, hook=hook, priority=priority)
 
 
 @dataclass
@@ -111,7 +111,7 @@ class Fragment:
 
     key: str
     chains: dict[str, Chain] = field(default_factory=dict)
-    sets: dict[str, SetDef] = field(default_factory=dict)
+    sets: dict[str, nft.Set] = field(default_factory=dict)   # and nft.Map
     elements: dict[tuple[str, str], str | None] = field(default_factory=dict)  # (set, key) -> value
     shared_chains: dict[str, Chain] = field(default_factory=dict)  # "svc-tcp-n3" etc., refcounted
     blocks: list[tuple[str, int, int]] = field(default_factory=list)  # (endpoint map, offset, size)
@@ -133,7 +133,7 @@ class Ruleset:
 
     table: str
     chains: dict[str, Chain] = field(default_factory=dict)
-    sets: dict[str, SetDef] = field(default_factory=dict)
+    sets: dict[str, nft.Set] = field(default_factory=dict)   # and nft.Map
     elements: dict[str, dict[str, str | None]] = field(default_factory=dict)
 
     def add_fragment(self, frag: Fragment) -> None:
@@ -190,28 +190,27 @@ def shard_of(name: str, proto: str) -> int:
 def base_ruleset(node: ProxyNode) -> Ruleset:
     """The fixed skeleton: base chains, dispatch maps, endpoint map shards."""
     rs = Ruleset(table=node.table)
-    key3 = "type ipv4_addr . inet_proto . inet_service : verdict ;"
-    key2 = "type inet_proto . inet_service : verdict ;"
+    key3 = "ipv4_addr . inet_proto . inet_service : verdict"
+    key2 = "inet_proto . inet_service : verdict"
     for sd in (
-        SetDef(SERVICE_IPS, key3, is_map=True),
-        SetDef(SERVICE_NODEPORTS, key2, is_map=True),
-        SetDef(NO_ENDPOINT_SERVICES, key3, is_map=True),
-        SetDef(NO_ENDPOINT_NODEPORTS, key2, is_map=True),
-        SetDef(CLUSTER_IPS, "type ipv4_addr ;"),
-        SetDef(HAIRPIN, "type ipv4_addr . ipv4_addr ;"),
+        nft.Map(SERVICE_IPS, type=key3),
+        nft.Map(SERVICE_NODEPORTS, type=key2),
+        nft.Map(NO_ENDPOINT_SERVICES, type=key3),
+        nft.Map(NO_ENDPOINT_NODEPORTS, type=key2),
+        nft.Set(CLUSTER_IPS, type="ipv4_addr"),
+        nft.Set(HAIRPIN, type="ipv4_addr . ipv4_addr"),
     ):
         rs.sets[sd.name] = sd
     for proto in PROTOCOLS.values():
         name = service_endpoints_map(proto)
-        rs.sets[name] = SetDef(name, f"typeof ip daddr . {proto} dport . numgen random mod 1 : "
-                                     f"ip daddr . {proto} dport ;", is_map=True)
+        rs.sets[name] = nft.Map(name, typeof=f"ip daddr . {proto} dport . numgen random mod 1 : "
+                                             f"ip daddr . {proto} dport")
         name = nodeport_endpoints_map(proto)
-        rs.sets[name] = SetDef(name, f"typeof {proto} dport . numgen random mod 1 : ip daddr . {proto} dport ;",
-                               is_map=True)
+        rs.sets[name] = nft.Map(name, typeof=f"{proto} dport . numgen random mod 1 : ip daddr . {proto} dport")
     for proto, shards in ENDPOINT_SHARDS.items():
         for shard in range(shards):
             name = endpoint_map_name(proto, shard)
-            rs.sets[name] = SetDef(name, f"typeof numgen random mod 1 : ip daddr . {proto} dport ;", is_map=True)
+            rs.sets[name] = nft.Map(name, typeof=f"numgen random mod 1 : ip daddr . {proto} dport")
     for name in rs.sets:
         rs.elements[name] = {}
 
@@ -222,18 +221,18 @@ def base_ruleset(node: ProxyNode) -> Ruleset:
     cidr = node.cluster_cidr
     mark = f"meta mark set meta mark | {MASQ_MARK:#x}"
     chains = [
-        Chain("nat-prerouting", ["jump services"], "type nat hook prerouting priority -100 ;"),
-        Chain("nat-output", ["jump services"], "type nat hook output priority -100 ;"),
-        Chain("nat-postrouting", ["jump masquerading"], "type nat hook postrouting priority 100 ;"),
+        Chain("nat-prerouting", ["jump services"], ("nat", "prerouting", -100)),
+        Chain("nat-output", ["jump services"], ("nat", "output", -100)),
+        Chain("nat-postrouting", ["jump masquerading"], ("nat", "postrouting", 100)),
         Chain("filter-input", ["ct state new jump nodeport-endpoints-check",
                                "ct state new jump service-endpoints-check"],
-              "type filter hook input priority -10 ;"),
+              ("filter", "input", -10)),
         Chain("filter-forward", ["ct state new jump service-endpoints-check",
                                  "ct state new jump cluster-ips-check"],
-              "type filter hook forward priority -10 ;"),
+              ("filter", "forward", -10)),
         Chain("filter-output", ["ct state new jump service-endpoints-check",
                                 "ct state new jump cluster-ips-check"],
-              "type filter hook output priority -10 ;"),
+              ("filter", "output", -10)),
         Chain("services", [
             f"ip daddr @{CLUSTER_IPS} ip saddr != {cidr} {mark}",
             f"ip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}",
@@ -480,8 +479,7 @@ def _dnat_rules(frag: Fragment, chain: str, eps: list[Endpoint], proto: str, aff
         eid = short_hash(f"{chain}|{e.ip}:{e.port}")
         set_name = f"aff-{tag}-{eid}"
         ep_chain = f"sep-{tag}-{eid}-{e.ip}/{e.port}"
-        frag.sets[set_name] = SetDef(set_name, f"type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ;",
-                                     dynamic=True)
+        frag.sets[set_name] = nft.Set(set_name, type="ipv4_addr", flags=("dynamic", "timeout"), timeout=timeout)
         frag.chains[ep_chain] = Chain(ep_chain, [
             f"update @{set_name} {{ ip saddr }}",
             f"meta l4proto {proto} dnat to {e.ip}:{e.port}",
@@ -512,3 +510,43 @@ def build_ruleset(services: list[dict], slices: list[dict], node: ProxyNode) -> 
     for svc in sorted(services, key=service_key):
         rs.add_fragment(build_fragment(svc, grouped.get(service_key(svc), []), node, alloc))
     return rs
+
+
+def full_transaction(rs: Ruleset, recreate: bool, stale_chains: tuple[str, ...] = (),
+                     stale_sets: tuple[nft.Set, ...] = ()) -> nft.Transaction:
+    """Transaction that makes the table equal ``rs``.
+
+    recreate=True: delete and rebuild the table (first sync / repair after a failed
+    resync). Otherwise flush-and-refill in place, keeping dynamic (affinity) sets' contents.
+    """
+    tx = nft.Transaction("ip", rs.table)
+    tx.add(nft.Table())
+    if recreate:
+        tx.delete(nft.Table())
+        tx.add(nft.Table())
+    for s in rs.sets.values():
+        tx.add(s)
+    for c in rs.chains.values():
+        tx.add(c.definition())
+    if not recreate:
+        for c in rs.chains.values():
+            tx.flush(nft.Chain(c.name))
+        for s in rs.sets.values():
+            if not s.dynamic:
+                tx.flush(s)
+    for c in rs.chains.values():
+        for r in c.rules:
+            tx.add(nft.Rule(c.name, r))
+    for set_name, elems in rs.elements.items():
+        if elems:
+            tx.add(nft.Elements(set_name, list(elems.items())))
+    if not recreate:
+        for name in stale_chains:
+            tx.add(nft.Chain(name))
+            tx.flush(nft.Chain(name))
+        for name in stale_chains:
+            tx.delete(nft.Chain(name))
+        for s in stale_sets:
+            tx.add(s)
+            tx.delete(s)
+    return tx

@@ -6,54 +6,22 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from kemu.api.nodeconfig import NodeConfig
 from kemu.client import Client
 from kemu.client.informer import Informer
+from kemu.nft import LibNftBackend
 from kemu.store import open_store
-from proxy.nft import LibNftBackend
+from proxy.metrics import METRICS_PORT
 from proxy.proxier import Proxier
 from proxy.ruleset import ProxyNode
 
 log = logging.getLogger("kemu.proxy")
-METRICS_PORT = 10249   # kube-proxy's metrics port
 DRIFT_CHECK_SECONDS = 10.0
-
-
-def live_chains(table: str) -> set[str] | None:
-    """Chain names in the node's `ip <table>` (None if the table is gone). Cheap: no rules or elements listed."""
-    import json as _json
-
-    import nftables
-    nft = nftables.Nftables()
-    nft.set_json_output(True)
-    rc, out, _ = nft.cmd("list chains ip")
-    if rc != 0:
-        return None
-    chains = [item["chain"] for item in _json.loads(out).get("nftables", []) if "chain" in item]
-    names = {c["name"] for c in chains if c.get("table") == table}
-    return names or None
 
 
 def _key(obj: dict) -> str:
     return f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
-
-
-def serve_metrics(proxier: Proxier, port: int = METRICS_PORT) -> None:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            body = proxier.metrics_text().encode() if self.path == "/metrics" else b"not found\n"
-            self.send_response(200 if self.path == "/metrics" else 404)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args) -> None:
-            pass
-    server = ThreadingHTTPServer(("", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
 
 
 def main(config: NodeConfig) -> None:
@@ -61,7 +29,8 @@ def main(config: NodeConfig) -> None:
     client = Client(open_store(config.store_url))
     node = ProxyNode(name=config.node_name, node_ips=[config.node_ip], cluster_cidr=config.cluster_cidr,
                      service_cidr=config.service_cidr)
-    proxier = Proxier(node, LibNftBackend())
+    backend = LibNftBackend()
+    proxier = Proxier(node, backend)
     changed = threading.Event()
     stop = threading.Event()
     lock = threading.Lock()
@@ -83,7 +52,7 @@ def main(config: NodeConfig) -> None:
     signal.signal(signal.SIGTERM, lambda *_: (stop.set(), changed.set()))
     signal.signal(signal.SIGINT, lambda *_: (stop.set(), changed.set()))
     try:
-        serve_metrics(proxier)
+        proxier.metrics.serve(METRICS_PORT)
     except OSError as exc:
         log.warning("metrics not served: %s", exc)
     with lock:
@@ -95,7 +64,7 @@ def main(config: NodeConfig) -> None:
                 result = proxier.sync()
         else:
             with lock:
-                live = live_chains(node.table)
+                live = backend.chain_names("ip", node.table)   # cheap: no rules or elements listed
                 if live is None or not proxier.expected_chains() <= live:
                     log.warning("nftables table %s drifted (missing chains); full resync", node.table)
                     result = proxier.full_resync()

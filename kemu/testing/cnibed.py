@@ -1,4 +1,4 @@
-"""Lab objects for the kemu-bridge tests and benchmark (mininet-like, one class per kernel object).
+"""Lab objects for the kemu-bridge tests and benchmark, on the netns toolkit (kemu/lab/netns.py).
 
 Everything lives in network namespaces named ``kemu-t-cni-*``; nothing is created
 in the caller's namespace. Needs root.
@@ -12,75 +12,34 @@ import subprocess
 import tempfile
 import uuid
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from kemu.lab.netns import Namespace, VethPair
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KEMU_BRIDGE = os.path.join(REPO, "cni", "kemu-bridge")
 REF_BIN = "/usr/lib/cni"
 PREFIX = "kemu-t-cni-"
 
 
-def run(argv: list[str], input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, input=input, capture_output=True, check=check)
-
-
-class Netns:
-    """A named network namespace (``ip netns add``), removed by ``delete()``."""
+class Netns(Namespace):
+    """A fresh ``kemu-t-cni-<tag>-<random>`` network namespace (created now), removed by ``delete()``."""
 
     def __init__(self, tag: str) -> None:
-        self.name = f"{PREFIX}{tag}-{uuid.uuid4().hex[:6]}"
-        run(["ip", "netns", "add", self.name])
-        try:
-            self.ip("link", "set", "lo", "up")
-        except BaseException:
-            self.delete()
-            raise
+        super().__init__(f"{PREFIX}{tag}-{uuid.uuid4().hex[:6]}")
+        self.create()
 
-    @property
-    def path(self) -> str:
-        return f"/run/netns/{self.name}"
+    exec = Namespace.run   # the CNI tests' name for it
 
-    def exec(self, *argv: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        """Run ``argv`` with this netns as the network namespace (nsenter: no /sys remount)."""
-        return run(["nsenter", f"--net={self.path}", "--", *argv], input=input, check=check)
-
-    def popen(self, *argv: str) -> subprocess.Popen:
-        return subprocess.Popen(["nsenter", f"--net={self.path}", "--", *argv],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def ip(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return run(["ip", "-n", self.name, *args], check=check)
-
-    def ipj(self, *args: str) -> list:
-        out = run(["ip", "-j", "-n", self.name, *args]).stdout
-        return json.loads(out or b"[]")
-
-    def links(self) -> dict[str, dict]:
-        return {l["ifname"]: l for l in self.ipj("-d", "link", "show")}
-
-    def addrs(self, dev: str) -> list[str]:
-        out = []
-        for l in self.ipj("addr", "show", "dev", dev):
-            out += [f"{a['local']}/{a['prefixlen']}" for a in l.get("addr_info", []) if a["family"] == "inet"]
-        return out
-
-    def routes(self) -> list[dict]:
-        return self.ipj("route", "show")
-
-    def nft_tables(self) -> list[str]:
-        out = self.exec("nft", "list", "tables").stdout.decode()
-        return [l.strip() for l in out.splitlines() if l.strip()]
-
-    def delete(self) -> None:
-        run(["ip", "netns", "delete", self.name], check=False)
+    def popen(self, *argv: str, **kw) -> subprocess.Popen:
+        """Start ``argv`` here with stdout and stderr piped."""
+        return super().popen(*argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
 class Link:
-    """A veth pair between two namespaces, created with each end directly in its netns."""
+    """A veth pair between two namespaces (the toolkit's VethPair: each end born in its netns, both up)."""
 
     @staticmethod
     def veth(a: Netns, a_name: str, b: Netns, b_name: str) -> None:
-        a.ip("link", "add", a_name, "type", "veth", "peer", "name", b_name, "netns", b.name)
-        a.ip("link", "set", a_name, "up")
-        b.ip("link", "set", b_name, "up")
+        VethPair(a, a_name, b, b_name).create()
 
 
 class Plugin:
@@ -106,8 +65,7 @@ class Plugin:
             env["CNI_IFNAME"] = ifname
         env.update(extra_env or {})
         data = conf if isinstance(conf, bytes) else json.dumps(conf).encode()
-        p = subprocess.run(["nsenter", f"--net={node.path}", "--", self.path], input=data, env=env,
-                           capture_output=True, check=False)
+        p = subprocess.run(node.enter_argv([self.path]), input=data, env=env, capture_output=True, check=False)
         try:
             out = json.loads(p.stdout) if p.stdout.strip() else None
         except ValueError:

@@ -6,7 +6,8 @@
 
 Everything lives in namespaces named ``<prefix>…``; veth pairs are created with
 their peer directly in the target namespace; nothing is added to the root
-namespace. Default routes point only at addresses inside the topology.
+namespace. Default routes point only at addresses inside the topology. Built with the
+netns toolkit (kemu/lab/netns.py); commands enter namespaces with nsenter --net=.
 ``down()`` kills every process it started (by pid) and deletes the namespaces.
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from kemu.lab.netns import Bridge, Namespace, VethPair, add_route
 
 REPO = str(Path(__file__).resolve().parent.parent)
 PY = sys.executable
@@ -86,48 +89,32 @@ class Testbed:
         self.created: list[str] = []
 
     # -- plumbing
-    def ip(self, *args: str) -> None:
-        subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=20)
-
     def run(self, ns: str, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
-        """Run a command in a namespace."""
-        return subprocess.run(["ip", "netns", "exec", ns, *args], capture_output=True, text=True,
-                              timeout=timeout, check=check)
+        """Run a command in a namespace (text output)."""
+        return Namespace(ns).run(*args, timeout=timeout, check=check, text=True)
 
     def popen(self, ns: str, *args: str, **kw) -> subprocess.Popen:
         """Start a tracked process in a namespace (killed by down())."""
-        p = subprocess.Popen(["ip", "netns", "exec", ns, *args], **kw)
+        p = Namespace(ns).popen(*args, **kw)
         self.procs.append(p)
         return p
 
     def up(self) -> "Testbed":
-        for ns in [self.node, self.client, *self.pods]:
-            self.ip("netns", "add", ns)
-            self.created.append(ns)
-            self.ip("-n", ns, "link", "set", "lo", "up")
-        n = self.node
-        self.run(n, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        self.ip("-n", n, "link", "add", "kemu0", "type", "bridge")
-        self.ip("-n", n, "addr", "add", "10.244.1.1/24", "dev", "kemu0")
-        self.ip("-n", n, "link", "set", "kemu0", "up")
+        made: dict[str, Namespace] = {}
+        for name in [self.node, self.client, *self.pods]:
+            made[name] = Namespace(name).create()
+            self.created.append(name)
+        node, client = made[self.node], made[self.client]
+        node.sysctl({"net.ipv4.ip_forward": 1})
+        bridge = Bridge(node, "kemu0").create("10.244.1.1", 24)
         for i, (pod, pip) in enumerate(zip(self.pods, self.pod_ips)):
-            host = f"vpod{i + 1}"
-            self.ip("-n", n, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", pod)
-            self.ip("-n", n, "link", "set", host, "master", "kemu0")
             # like a CNI bridge with hairpinMode: with br_netfilter loaded, a pod reaching itself
             # through a Service is DNATed while bridged and must go back out of its own port
-            self.ip("-n", n, "link", "set", host, "type", "bridge_slave", "hairpin", "on")
-            self.ip("-n", n, "link", "set", host, "up")
-            self.ip("-n", pod, "addr", "add", f"{pip}/24", "dev", "eth0")
-            self.ip("-n", pod, "link", "set", "eth0", "up")
-            self.ip("-n", pod, "route", "add", "default", "via", "10.244.1.1")
-        self.ip("-n", n, "link", "add", "eth1", "type", "veth", "peer", "name", "eth0", "netns", self.client)
-        self.ip("-n", n, "addr", "add", "192.168.56.11/24", "dev", "eth1")
-        self.ip("-n", n, "link", "set", "eth1", "up")
-        self.ip("-n", self.client, "addr", "add", f"{self.client_ip}/24", "dev", "eth0")
-        self.ip("-n", self.client, "link", "set", "eth0", "up")
+            VethPair(node, f"vpod{i + 1}", made[pod], "eth0").create(bridge, pip, 24, gateway_b="10.244.1.1",
+                                                                       hairpin=True)
+        VethPair(node, "eth1", client, "eth0").create(address_a="192.168.56.11", address_b=self.client_ip)
         # unknown destinations (e.g. a ClusterIP nobody DNATs) leave towards the client, which drops them
-        self.ip("-n", n, "route", "add", "default", "via", self.client_ip)
+        add_route(node, "0.0.0.0/0", self.client_ip)
         return self
 
     def start_pod_servers(self) -> None:
@@ -163,7 +150,7 @@ class Testbed:
                     f.close()
         self.procs.clear()
         for ns in reversed(self.created):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
+            Namespace(ns).delete()
         self.created.clear()
 
 

@@ -2,11 +2,12 @@
 
 Run inside the node's network namespace::
 
-    ip netns exec NODE python -m kemu.testing.proxydriver '{"name": "node-1", "node_ips": [...], "cluster_cidr": "10.244.0.0/16"}'
+    nsenter --net=/run/netns/NODE -- python -m kemu.testing.proxydriver '{"name": "node-1", "node_ips": [...], "cluster_cidr": "10.244.0.0/16"}'
 
 Each input line is a command; each gets one output line ``{"ok": bool, "result"|"error": ...}``:
 ``{"op": "service"|"slice", "key": "ns/name", "obj": {...}|null}``, ``{"op": "sync"}``,
 ``{"op": "full"}``, ``{"op": "list"}``, ``{"op": "metrics"}``, ``{"op": "close"}``,
+``{"op": "serve_metrics", "port": 10249}`` (the daemon's /metrics endpoint, in this netns),
 ``{"op": "bulk", "items": [[kind, key, obj], ...]}``.
 """
 from __future__ import annotations
@@ -15,9 +16,10 @@ import json
 import sys
 from dataclasses import asdict
 
-from .nft import LibNftBackend
-from .proxier import Proxier
-from .ruleset import ProxyNode
+from kemu.nft import LibNftBackend
+from proxy.metrics import METRICS_PORT
+from proxy.proxier import Proxier
+from proxy.ruleset import ProxyNode
 
 
 def main(argv: list[str]) -> int:
@@ -45,6 +47,8 @@ def main(argv: list[str]) -> int:
                 result = proxier.nft.list_table("ip", node.table)
             elif op == "metrics":
                 result = proxier.metrics_text()
+            elif op == "serve_metrics":
+                proxier.metrics.serve(int(cmd.get("port", METRICS_PORT)))
             elif op == "close":
                 proxier.close()
             else:

@@ -1,7 +1,8 @@
 """Builders for Kubernetes-shaped Service / EndpointSlice dicts."""
 from __future__ import annotations
 
-from proxy.nft import FakeNft
+from kemu.nft import FakeNft
+from proxy.inspect import ProxyTableView
 from proxy.proxier import Proxier
 from proxy.ruleset import ProxyNode
 
@@ -33,10 +34,11 @@ def make_slice(service: str, endpoints, ports=None, ns: str = "default", name: s
 
 
 class Harness:
-    """A Proxier on a FakeNft, with conntrack calls recorded."""
+    """A Proxier on a FakeNft, with conntrack calls recorded; ``px`` reads its table by the proxy's layout."""
 
     def __init__(self, node: ProxyNode = NODE) -> None:
         self.nft = FakeNft()
+        self.px = ProxyTableView(self.nft, node.table)
         self.conntrack_calls: list[list[str]] = []
         self.proxier = Proxier(node, self.nft, conntrack=self.conntrack_calls.append)
 
@@ -54,10 +56,10 @@ class Harness:
         return r
 
     def targets(self, ip: str, port: int, proto: str = "tcp") -> set[str]:
-        return self.nft.dnat_targets(self.nft.service_verdict(ip, proto, port), ip, port)
+        return self.px.dnat_targets(self.px.service_verdict(ip, proto, port), ip, port)
 
     def nodeport_targets(self, port: int, proto: str = "tcp") -> set[str]:
-        return self.nft.dnat_targets(self.nft.nodeport_verdict(proto, port), None, port)
+        return self.px.dnat_targets(self.px.nodeport_verdict(proto, port), None, port)
 
     def listing(self) -> str:
         return self.nft.list_table("ip", "kemu-proxy")

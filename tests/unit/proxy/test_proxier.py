@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pxhelpers import Harness, make_service, make_slice
 
-from proxy.nft import Op, Transaction
+from kemu.nft import Chain, Element, Transaction
 
 
 def _populate(h: Harness, n: int) -> None:
@@ -21,7 +21,7 @@ def test_one_service_change_is_a_small_transaction(h: Harness) -> None:
     assert r.kind == "partial" and r.services_changed == 1
     tx = h.nft.transactions[-1]
     assert len(tx) <= 12 < full_ops / 50, tx.render()
-    assert not any(op.kind in ("table", "set") for op in tx.ops)
+    assert not any(op.kind in ("table", "set", "map") for op in tx.ops)
     assert h.targets("10.96.0.8", 80) == {"10.244.7.1:8080", "10.244.7.9:8080"}
     # an unchanged service produces no transaction at all
     h.apply(make_slice("s8", [f"10.244.8.{j + 1}" for j in range(3)]))
@@ -65,10 +65,10 @@ def test_delete_service_before_its_slice(h: Harness) -> None:
     h.sync()
     h.proxier.on_service(None, "default/web")
     h.sync()
-    assert h.nft.service_verdict("10.96.0.10", "tcp", 80) is None
+    assert h.px.service_verdict("10.96.0.10", "tcp", 80) is None
     h.proxier.on_endpoint_slice(None, "default/web-abc")
     h.sync()
-    assert not any(h.nft.table().elements.values())
+    assert not any(h.px.table().elements.values())
 
 
 def test_failed_transaction_keeps_previous_rules_and_retries_full(h: Harness) -> None:
@@ -89,9 +89,9 @@ def test_fake_rejects_a_broken_transaction_atomically() -> None:
     h = Harness()
     h.sync()
     before = h.listing()
-    tx = Transaction("kemu-proxy")
-    tx.add(Op("add", "chain", "x"))
-    tx.add(Op("add", "element", "service-ips", key="10.96.0.1 . tcp . 80", value="goto nowhere", is_map=True))
+    tx = Transaction("ip", "kemu-proxy")
+    tx.add(Chain("x"))
+    tx.add(Element("service-ips", "10.96.0.1 . tcp . 80", "goto nowhere"))
     try:
         h.nft.run(tx)
     except Exception as e:  # noqa: BLE001
@@ -105,8 +105,8 @@ def test_full_resync_repairs_drift(h: Harness) -> None:
     h.apply(make_service("web"), make_slice("web", ["10.244.1.11"]))
     h.sync()
     good = h.listing()
-    t = h.nft.table()
-    chain = h.nft.service_verdict("10.96.0.10", "tcp", 80).split()[1]
+    t = h.px.table()
+    chain = h.px.service_verdict("10.96.0.10", "tcp", 80).split()[1]
     del t.elements["service-ips"]["10.96.0.10 . tcp . 80"]      # someone meddles by hand
     del t.chains[chain]
     t.chains["services"].rules.clear()
@@ -146,7 +146,7 @@ def test_tcp_endpoint_removal_leaves_conntrack_alone(h: Harness) -> None:
 def test_min_sync_interval_defers() -> None:
     from pxhelpers import NODE
 
-    from proxy.nft import FakeNft
+    from kemu.nft import FakeNft
     from proxy.proxier import Proxier
     p = Proxier(NODE, FakeNft(), min_sync_interval=60, conntrack=None)
     assert p.sync().kind == "full"
@@ -164,7 +164,7 @@ def test_metrics_text(h: Harness) -> None:
     assert "kubeproxy_sync_proxy_rules_duration_seconds_count 2" in m
     assert "kubeproxy_sync_proxy_rules_last_timestamp_seconds " in m
     assert 'kemu_proxy_nftables_objects{kind="elements"} ' in m
-    c = h.nft.counts()
+    c = h.px.counts()
     assert f'kemu_proxy_nftables_objects{{kind="elements"}} {c["elements"]}' in m
     assert f'kemu_proxy_nftables_objects{{kind="chains"}} {c["chains"]}' in m
     assert f'kemu_proxy_nftables_objects{{kind="rules"}} {c["rules"]}' in m
@@ -173,7 +173,7 @@ def test_metrics_text(h: Harness) -> None:
 def test_close_deletes_table(h: Harness) -> None:
     h.sync()
     h.proxier.close()
-    assert not h.nft.has_table()
+    assert not h.px.has_table()
 
 
 def test_shared_chains_come_and_go_with_their_last_user(h: Harness) -> None:
@@ -185,14 +185,14 @@ def test_shared_chains_come_and_go_with_their_last_user(h: Harness) -> None:
             make_slice("three", ["10.244.1.11", "10.244.1.12", "10.244.1.13"]))
     r = h.sync()
     assert r.kind == "partial"
-    t = h.nft.table()
+    t = h.px.table()
     assert {"svc-tcp-n3", "np-tcp-n3"} <= set(t.chains)
     assert h.nodeport_targets(30080) == {"10.244.1.11:8080", "10.244.1.12:8080", "10.244.1.13:8080"}
     h.apply(make_slice("three", ["10.244.1.11", "10.244.1.12"]))   # now shares the n2 chains
     h.sync()
-    assert "svc-tcp-n3" not in h.nft.table().chains and "np-tcp-n3" not in h.nft.table().chains
+    assert "svc-tcp-n3" not in h.px.table().chains and "np-tcp-n3" not in h.px.table().chains
     assert h.targets("10.96.0.2", 80) == {"10.244.1.11:8080", "10.244.1.12:8080"}
     h.proxier.on_service(None, "default/three")
     h.sync()
     assert h.listing() == baseline
-    assert h.proxier.counts == {k: v for k, v in h.nft.counts().items()}
+    assert h.proxier.counts == {k: v for k, v in h.px.counts().items()}
