@@ -14,6 +14,8 @@ import os
 import subprocess
 import tempfile
 
+from runtime import names
+
 CONF_EXTENSIONS = (".conf", ".conflist", ".json")
 # The fast launcher (python -IS, no site): ~20 ms less per call than a pip console script.
 KEMU_BRIDGE_LAUNCHER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cni", "kemu-bridge")
@@ -178,6 +180,8 @@ class CNIConfig:
 
     @staticmethod
     def _args_env(container_id: str, netns_path: str, ifname: str, cni_args: dict | None) -> dict[str, str]:
+        names.container_id(container_id)       # both name the result cache file (libcni's checks)
+        names.interface_name(ifname, "CNI ifname")
         env = {"CNI_CONTAINERID": container_id, "CNI_NETNS": netns_path, "CNI_IFNAME": ifname}
         if cni_args:
             # like kubelet/containerd: plugins must not fail on args they do not know
@@ -187,6 +191,8 @@ class CNIConfig:
 
     # --- result cache (like libcni: <cache>/results/<net>-<id>-<ifname>) ----
     def _cache_path(self, net: str, container_id: str, ifname: str) -> str:
+        names.container_id(container_id)
+        names.interface_name(ifname, "CNI ifname")
         return os.path.join(self.cache_dir, "results", f"{net}-{container_id}-{ifname}")
 
     def _cache_write(self, net: dict, container_id: str, netns: str, ifname: str,

@@ -7,6 +7,8 @@ execs. The parent records the PID, copies the container's stdout/stderr into a s
 the exit status so that an agent restarted meanwhile still learns how the container ended.
 `pause`: a sandbox holder (new net/UTS/IPC and, when the pod shares it, PID namespaces; hostname; then sleep).
 `exec`: run a command inside a running container (hooks): its cgroup, namespaces, root, user and capabilities.
+Unless `privileged`, the container gets runc's defaults: its own PID namespace, masked/read-only /proc and /sys,
+the standard device nodes only, and not the host's secrets (docs/security.md).
 """
 from __future__ import annotations
 
@@ -26,6 +28,20 @@ LOG_MAX_BYTES = 10 * 1024 * 1024     # kubelet's containerLogMaxSize
 OLD_ROOT = "/.kemu-oldroot"
 # host mounts a container never sees through its root (it gets its own /proc, /sys, /dev, /run, /tmp)
 PRIVATE_TREES = ("/proc", "/sys", "/dev", "/run", "/tmp")
+# containerd's default spec (oci.populateDefaultUnixSpec): hidden (/dev/null or an empty read-only tmpfs over
+# them) and read-only kernel files; `privileged` gets neither
+MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+                "/sys/devices/virtual/powercap")
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+# runc's default device allow-list (cgroup v1 devices controller): mknod of anything, use of these only
+ALLOWED_DEVICES = ("c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+                   "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm")
+STANDARD_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+# the host's files the emulated image does not have (docs/security.md): gone, or (EMPTY_DIRS) empty
+HIDDEN_FILES = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/var/lib/kemu", "/run/kemu")
+EMPTY_DIRS = ("/root",)
+SSH_DIR = "/etc/ssh"   # its ssh_host_*_key private keys are hidden too
 
 
 def _write_json(path: str, data: dict) -> None:
@@ -113,46 +129,117 @@ def _host_submounts() -> list[str]:
     return tops
 
 
-def _dev(root: str, shm: str | None) -> None:
-    """A minimal /dev like runc's: tmpfs with the standard nodes, a new devpts, the pod's /dev/shm."""
+def _dev(root: str, shm: str | None, privileged: bool) -> None:
+    """A minimal /dev like runc's: a `nodev` tmpfs (a node made in it is unusable) with the standard nodes bound
+    from the host's, a new devpts, the pod's /dev/shm. Privileged: every host device node, usable."""
     dev = root + "/dev"
-    linux.mount("tmpfs", dev, "tmpfs", linux.MS_NOSUID, "mode=755,size=65536k")
-    for name, minor in (("null", 3), ("zero", 5), ("full", 7), ("random", 8), ("urandom", 9)):
-        os.mknod(f"{dev}/{name}", 0o666 | 0o020000, os.makedev(1, minor))
-        os.chmod(f"{dev}/{name}", 0o666)
-    os.mknod(f"{dev}/tty", 0o666 | 0o020000, os.makedev(5, 0))
-    os.chmod(f"{dev}/tty", 0o666)
+    linux.mount("tmpfs", dev, "tmpfs", linux.MS_NOSUID | (0 if privileged else linux.MS_NODEV),
+                "mode=755,size=65536k")
+    if privileged:
+        _host_devices("/dev", dev)
+    else:
+        for name in STANDARD_DEVICES:
+            if os.path.exists(f"/dev/{name}"):
+                os.close(os.open(f"{dev}/{name}", os.O_CREAT | os.O_WRONLY, 0o666))
+                linux.bind_mount(f"/dev/{name}", f"{dev}/{name}")
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
                          ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore")):
+        if os.path.lexists(f"{dev}/{name}"):
+            os.unlink(f"{dev}/{name}")
         os.symlink(target, f"{dev}/{name}")
     for d in ("pts", "shm", "mqueue"):
-        os.mkdir(f"{dev}/{d}")
+        os.makedirs(f"{dev}/{d}", exist_ok=True)
     linux.mount("devpts", f"{dev}/pts", "devpts", linux.MS_NOSUID | linux.MS_NOEXEC,
                 "newinstance,ptmxmode=0666,mode=0620")
     if shm:
         linux.bind_mount(shm, f"{dev}/shm")
+        if not privileged:
+            linux.set_mount_attrs(f"{dev}/shm", linux.MOUNT_ATTR_NODEV)
     else:
         linux.mount("shm", f"{dev}/shm", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=1777,size=65536k")
     linux.mount("mqueue", f"{dev}/mqueue", "mqueue", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
 
 
+def _host_devices(src: str, dst: str) -> None:
+    """Privileged containers: the host's device nodes (not its pts, shm, mqueue), as containerd does."""
+    for entry in os.scandir(src):
+        if entry.name in ("pts", "shm", "mqueue", "fd") or entry.is_symlink():
+            continue
+        st = entry.stat(follow_symlinks=False)
+        target = f"{dst}/{entry.name}"
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                os.mkdir(target, st.st_mode & 0o7777)
+                _host_devices(entry.path, target)
+                continue
+            if st.st_mode & 0o170000 not in (0o020000, 0o060000):   # neither a character nor a block device
+                continue
+            os.mknod(target, st.st_mode, st.st_rdev)
+            os.chown(target, st.st_uid, st.st_gid)
+            os.chmod(target, st.st_mode & 0o7777)
+        except OSError:
+            pass   # one node the tmpfs cannot take does not stop the container
+
+
+def _hide_host_files(upper: str) -> None:
+    """What the emulated image does not have: the host's password hashes, root's home, ssh host keys and kemu's
+    own state. Whiteouts in the overlay's upper layer: there is no mount a container could undo."""
+    for path in HIDDEN_FILES:
+        if os.path.lexists(path):
+            linux.overlay_whiteout(upper, path)
+    for path in EMPTY_DIRS:
+        if os.path.isdir(path):
+            linux.overlay_opaque_dir(upper, path)
+    try:
+        keys = [f for f in os.listdir(SSH_DIR) if f.startswith("ssh_host_") and f.endswith("_key")]
+    except OSError:
+        keys = []
+    for name in keys:
+        linux.overlay_whiteout(upper, f"{SSH_DIR}/{name}")
+
+
+def _mask_kernel_files(root: str) -> None:
+    """containerd's maskedPaths (files: /dev/null over them; directories: an empty read-only tmpfs) and
+    readonlyPaths (a read-only bind of themselves) under the container's /proc and /sys."""
+    for path in MASKED_PATHS:
+        target = root + path
+        if os.path.isdir(target):
+            linux.mount("tmpfs", target, "tmpfs", linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV)
+        elif os.path.exists(target):
+            linux.bind_mount(root + "/dev/null", target)
+    for path in READONLY_PATHS:
+        target = root + path
+        if os.path.exists(target):
+            linux.bind_mount(target, target)
+            linux.set_mount_attrs(target, linux.MOUNT_ATTR_RDONLY | linux.MOUNT_ATTR_NOSUID
+                                  | linux.MOUNT_ATTR_NODEV)
+
+
 def _build_root(spec: dict) -> None:
-    """Overlay root (lower: host /, upper: per attempt) + kernel filesystems; pivot into it; then the mounts."""
+    """Overlay root (lower: host /, upper: per attempt) + kernel filesystems; pivot into it; then the mounts.
+    Unless privileged, every mount a container can write to is `nodev` and /proc, /sys are masked."""
     base = spec["root"]
+    privileged = _privileged(spec)
+    nodev = 0 if privileged else linux.MOUNT_ATTR_NODEV
     upper, work, merged = (os.path.join(base, d) for d in ("upper", "work", "merged"))
     for d in (upper, work, merged):
         os.makedirs(d, exist_ok=True)
-    linux.mount("overlay", merged, "overlay", 0, f"lowerdir=/,upperdir={upper},workdir={work}")
+    _hide_host_files(upper)
+    linux.mount("overlay", merged, "overlay", 0 if privileged else linux.MS_NODEV,
+                f"lowerdir=/,upperdir={upper},workdir={work}")
     for p in _host_submounts():
         try:
             if os.path.isdir(merged + p) and os.path.isdir(p):
-                linux.bind_mount(p, merged + p, readonly=True)
+                linux.bind_mount(p, merged + p)
+                linux.set_mount_attrs(merged + p, linux.MOUNT_ATTR_RDONLY | nodev)
         except OSError:
             pass   # a host mount the container cannot see: it is not the container's business
     linux.mount("proc", merged + "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
-    linux.mount("sysfs", merged + "/sys", "sysfs", linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV
-                | linux.MS_NOEXEC)
-    _dev(merged, spec.get("shm"))
+    linux.mount("sysfs", merged + "/sys", "sysfs", (0 if privileged else linux.MS_RDONLY) | linux.MS_NOSUID
+                | linux.MS_NODEV | linux.MS_NOEXEC)
+    _dev(merged, spec.get("shm"), privileged)
+    if not privileged:
+        _mask_kernel_files(merged)
     linux.mount("tmpfs", merged + "/run", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=755,size=65536k")
     # sources are resolved on the host side (a hostPath like /var/run/x goes through the host's symlinks)
     mounts = [dict(m, source=OLD_ROOT + os.path.realpath(m["source"])) for m in spec.get("mounts", [])]
@@ -163,7 +250,10 @@ def _build_root(spec: dict) -> None:
     for m in sorted(mounts, key=lambda m: m["target"].rstrip("/").count("/")):
         target, source = m["target"], m["source"]
         _mount_point(target, os.path.isdir(source), host_paths)
-        linux.bind_mount(source, target, readonly=m.get("readonly", False))
+        linux.bind_mount(source, target)
+        attrs = (linux.MOUNT_ATTR_RDONLY if m.get("readonly") else 0) | nodev
+        if attrs:
+            linux.set_mount_attrs(target, attrs)
         if m.get("host"):
             host_paths.append(os.path.realpath(target))
     linux.umount(OLD_ROOT)
@@ -198,12 +288,16 @@ def _drop_privileges(spec: dict) -> None:
     """Bounding set, then uid/gid, then the process's capability sets (see linux.capability_sets)."""
     caps = spec.get("caps") or {}
     bounding, ambient = caps.get("bounding"), caps.get("ambient", 0)
+    if bounding is not None and not spec.get("device_cgroup"):
+        # no devices controller (cgroup v2: runc would load a BPF program): nothing may create device nodes
+        no_mknod = ~(1 << linux.CAPS["MKNOD"])
+        bounding, ambient = bounding & no_mknod, ambient & no_mknod
     uid, gid = spec.get("uid"), spec.get("gid")
     if bounding is not None:
         linux.drop_bounding(bounding)
-    if gid is not None:
-        os.setgroups([gid])
-        os.setgid(gid)
+    primary = gid if gid is not None else 0   # runc: a numeric user without a group runs with gid 0
+    os.setgroups(sorted({primary, *spec.get("supplemental_groups", [])}))   # fsGroup, supplementalGroups
+    os.setgid(primary)
     if uid is not None and uid != 0:
         linux.keep_caps(True)
         os.setuid(uid)
@@ -216,7 +310,37 @@ def _drop_privileges(spec: dict) -> None:
         linux.no_new_privs()
 
 
+def _devices_dir(procs_files: list[str]) -> str | None:
+    """The container's cgroup in the v1 devices hierarchy, if the host has one."""
+    for path in procs_files:
+        d = os.path.dirname(path)
+        if os.path.exists(d + "/devices.allow"):
+            return d
+    return None
+
+
+def _privileged(spec: dict) -> bool:
+    """`privileged`, or (specs without the field) capabilities given as null: everything."""
+    return bool(spec["privileged"]) if "privileged" in spec else "caps" in spec and spec["caps"] is None
+
+
+def _restrict_devices(procs_files: list[str], privileged: bool) -> bool:
+    """runc's device policy for the container's cgroup (v1): deny all, allow the standard nodes; privileged:
+    all. Written before the child joins, so it holds from its first instruction in the cgroup. False when there
+    is no devices controller (cgroup v2)."""
+    d = _devices_dir(procs_files)
+    if d is None:
+        return False
+    rules = [("devices.allow", "a")] if privileged else \
+        [("devices.deny", "a")] + [("devices.allow", rule) for rule in ALLOWED_DEVICES]
+    for name, rule in rules:
+        with open(f"{d}/{name}", "w") as f:
+            f.write(rule)
+    return True
+
+
 def _setup_child(spec: dict) -> None:
+    spec["device_cgroup"] = _restrict_devices(spec.get("cgroup_procs", []), _privileged(spec))
     _join_cgroup(spec.get("cgroup_procs", []))
     if spec.get("oom_score_adj") is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
@@ -233,12 +357,16 @@ def _setup_child(spec: dict) -> None:
 
 def run(spec: dict) -> int:
     """Start the container process and monitor it until it exits."""
-    if spec.get("share_pid"):   # the child is born in the pod's PID namespace; the shim stays outside
-        try:
+    # the child is born in the pod's PID namespace (shareProcessNamespace) or is PID 1 of its own (the default;
+    # hostPID: the host's); the shim stays outside
+    try:
+        if spec.get("share_pid"):
             linux.setns(f"/proc/{spec['sandbox_pid']}/ns/pid", "pid")
-        except OSError as exc:
-            _report_ready(spec, {"pid": 0, "error": f"joining the pod's PID namespace: {exc}"})
-            return 1
+        elif not spec.get("host_pid"):
+            linux.unshare(linux.CLONE_NEWPID)
+    except OSError as exc:
+        _report_ready(spec, {"pid": 0, "error": f"setting up the container's PID namespace: {exc}"})
+        return 1
     r, w = os.pipe()
     log_r, log_w = os.pipe()
     pid = os.fork()
@@ -281,8 +409,8 @@ def run(spec: dict) -> int:
 
 
 def _kill_cgroup(procs_files: list[str], timeout: float = 1.0) -> None:
-    """When the container's main process is gone, so is the container (runc without a PID namespace): SIGKILL
-    whatever it left in its cgroup (cgroup.kill where the kernel has it)."""
+    """When the container's main process is gone, so is the container: SIGKILL whatever it left in its cgroup
+    (cgroup.kill where the kernel has it): in a shared or the host's PID namespace nothing else would."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pids = set()
@@ -354,8 +482,9 @@ def _init_loop() -> None:
 def exec_in(spec: dict) -> int:
     """Run `argv` inside a running container: its cgroup, namespaces (mount ns: its root), user, capabilities."""
     target = spec["target_pid"]
+    spec["device_cgroup"] = _devices_dir(spec.get("cgroup_procs", [])) is not None
     _join_cgroup(spec.get("cgroup_procs", []))
-    for ns in ("ipc", "uts", "net") + (("pid",) if spec.get("share_pid") else ()) + ("mnt",):
+    for ns in ("ipc", "uts", "net", "pid", "mnt"):   # pid: the container's own, the pod's or the host's
         linux.setns(f"/proc/{target}/ns/{ns}", ns)
     pid = os.fork()
     if pid == 0:

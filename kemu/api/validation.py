@@ -7,7 +7,14 @@ import re
 
 from kemu.api.cron import parse_schedule
 from kemu.api.kinds import KINDS
-from kemu.api.meta import is_dns1123_label, is_dns1123_subdomain
+from kemu.api.meta import (
+    MAX_ANNOTATIONS_BYTES,
+    MAX_DATA_BYTES,
+    is_dns1123_label,
+    is_dns1123_subdomain,
+    label_value_problem,
+    qualified_name_problem,
+)
 from kemu.api.network import NODEPORT_RANGE, SERVICE_NETWORK
 from kemu.api.quantity import parse_quantity
 from runtime.linux import unknown_capabilities
@@ -16,6 +23,8 @@ AGNHOST_IMAGE = re.compile(r"^(docker\.io/|registry\.k8s\.io/e2e-test-images/)?(
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 C_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 LABEL_NAMED = {"Namespace", "Pod", "Service"}
+# not an upstream limit (there, object size bounds it): every kemu container is real host processes (shim + child)
+MAX_CONTAINERS = 256
 
 Problems = list[tuple[str, str]]
 
@@ -51,10 +60,24 @@ def validate(obj: dict) -> Problems:
         if value is not None and (not isinstance(value, dict)
                                   or not all(isinstance(v, str) for v in value.values())):
             problems.append((f"metadata.{field}", "must map strings to strings (quote numbers and booleans)"))
+        elif value:
+            _labels_or_annotations(value, f"metadata.{field}", field == "labels", problems)
     checker = _CHECKS.get(kind)
     if checker:
         checker(obj, problems)
     return problems
+
+
+def _labels_or_annotations(values: dict, path: str, labels: bool, problems: Problems) -> None:
+    """Keys are qualified names; label values at most 63 characters; all annotations at most 256 KiB."""
+    for key, value in values.items():
+        problem = qualified_name_problem(key) or (label_value_problem(value) if labels else None)
+        if problem:
+            problems.append((path, f"Invalid value: {problem}"))
+            return
+    if not labels and sum(len(k.encode()) + len(v.encode()) for k, v in values.items()) > MAX_ANNOTATIONS_BYTES:
+        problems.append((path, f"Too long: must have at most {MAX_ANNOTATIONS_BYTES} bytes (all annotations "
+                               "together); keep large data in a ConfigMap"))
 
 
 def _pod(obj: dict, problems: Problems) -> None:
@@ -70,6 +93,11 @@ def _pod_spec(spec: dict, path: str, problems: Problems) -> None:
     if not isinstance(containers, list) or not containers:
         problems.append((f"{path}.containers", "required: list at least one container"))
         containers = []
+    count = sum(len(spec.get(f) or []) for f in ("initContainers", "containers") if isinstance(spec.get(f), list))
+    if count > MAX_CONTAINERS:
+        problems.append((f"{path}.containers", f"Too many: {count}: must have at most {MAX_CONTAINERS} containers "
+                                               "(init containers included): each one is host processes on the node"))
+        return
     volumes = spec.get("volumes") or []
     volume_names = set()
     for i, vol in enumerate(volumes):
@@ -177,7 +205,7 @@ HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File",
 
 def _relative(value: object) -> bool:
     return isinstance(value, str) and bool(value) and not value.startswith("/") and not value.startswith("..") \
-        and ".." not in value.split("/")
+        and ".." not in value.split("/") and "\0" not in value
 
 
 def _volume(vol: dict, path: str, problems: Problems) -> None:
@@ -279,6 +307,7 @@ def _service(obj: dict, problems: Problems) -> None:
 
 
 def _data_object(obj: dict, problems: Problems) -> None:
+    total = 0
     for field in ("data", "stringData", "binaryData"):
         data = obj.get(field)
         if data is None:
@@ -286,11 +315,18 @@ def _data_object(obj: dict, problems: Problems) -> None:
         if not isinstance(data, dict):
             problems.append((field, "must be a mapping of keys to strings"))
             continue
+        base64 = field == "binaryData" or (field == "data" and obj.get("kind") == "Secret")
         for key, value in data.items():
-            if not re.match(r"^[-._a-zA-Z0-9]+$", str(key)) or key in (".", ".."):
-                problems.append((f"{field}.{key}", "keys must consist of alphanumerics, '-', '_' or '.'"))
+            if not re.match(r"^[-._a-zA-Z0-9]+$", str(key)) or key in (".", "..") or len(str(key)) > 253:
+                problems.append((f"{field}.{str(key)[:64]}", "keys must consist of alphanumerics, '-', '_' or '.', "
+                                                            "at most 253 characters"))
             if not isinstance(value, str):
                 problems.append((f"{field}.{key}", "values must be strings (quote numbers and booleans)"))
+                continue
+            total += len(str(key)) + (len(value.rstrip("=")) * 3 // 4 if base64 else len(value.encode()))
+    if total > MAX_DATA_BYTES:
+        problems.append(("data", f"Too long: must have at most {MAX_DATA_BYTES} bytes (all keys and values "
+                                 "together); split the data over several objects"))
 
 
 _CHECKS = {"Pod": _pod, "Service": _service, "ConfigMap": _data_object, "Secret": _data_object}

@@ -16,11 +16,20 @@ from typing import Callable, Iterable
 
 from kemu.api.defaults import apply_defaults
 from kemu.api.kinds import KINDS, Kind, resolve_kind
-from kemu.api.meta import REGISTRY, ManifestError, ObjectRef, key_for, ref_of
+from kemu.api.meta import (
+    MAX_OBJECT_BYTES,
+    MAX_REQUEST_BYTES,
+    REGISTRY,
+    ManifestError,
+    ObjectRef,
+    key_for,
+    ref_of,
+)
 from kemu.api.network import CLUSTER_DNS_IP, KUBERNETES_SERVICE_IP, NODEPORT_RANGE, SERVICE_NETWORK
 from kemu.api.selectors import Selector
 from kemu.api.timeutil import now_rfc3339
 from kemu.api.validation import validate
+from kemu.client.generation import set_generation
 from kemu.store import Compare, Delete, Put, Store
 from kemu.store.allocator import REGISTRY_RANGES
 
@@ -36,9 +45,45 @@ class Conflict(Exception):
     """The object changed since it was read (resourceVersion mismatch)."""
 
 
+class UIDConflict(Conflict, ManifestError):
+    """An update or apply named a different metadata.uid than the stored object has (upstream: 409 Conflict,
+    a failed precondition): it was written for another incarnation of the object."""
+
+
 class NotFound(KeyError):
     pass
 
+
+class Invalid(ManifestError):
+    """Validation refused the object; `problems` are kemu.api.validation's (field, message) pairs."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class AlreadyExists(ManifestError):
+    """create() of an object that exists."""
+
+
+class NamespaceNotFound(ManifestError):
+    """The object's namespace does not exist."""
+
+
+def uid_precondition(ref: ObjectRef, given: object, stored: str, source: str = "") -> None:
+    """metadata.uid belongs to the server: an update may leave it out or repeat it, never change it."""
+    if given not in (None, "", stored):
+        where = f"{source}: " if source and source != "-" else ""
+        raise UIDConflict(f"{where}Operation cannot be fulfilled on {ref}: Precondition failed: UID in precondition: "
+                          f"{given}, UID in object meta: {stored} (leave metadata.uid out; the server sets it)")
+
+
+def check_size(ref: ObjectRef, encoded: bytes, source: str = "") -> None:
+    """etcd refuses a request over --max-request-bytes (1.5 MiB by default); say so before the store does."""
+    if len(encoded) > MAX_OBJECT_BYTES:
+        where = f"{source}: " if source and source != "-" else ""
+        raise ManifestError(f"{where}{ref}: etcdserver: request is too large ({len(encoded)} bytes; an object may "
+                            f"have at most {MAX_OBJECT_BYTES}); keep large data out of the object")
 
 
 
@@ -92,9 +137,11 @@ class Client:
         self._admit(obj, "-", 0)
         return self._write([obj], create_only=True)[0]
 
-    def apply(self, objs: Iterable[dict], source: str | list[str] = "-") -> list[ApplyResult]:
+    def apply(self, objs: Iterable[dict], source: str | list[str] = "-",
+              expect_revision: int | None = None) -> list[ApplyResult]:
         """Create or update every object in one transaction; any problem raises ManifestError and stores nothing.
-        `source` names where the objects came from (one name, or one per object) for error messages."""
+        `source` names where the objects came from (one name, or one per object) for error messages;
+        `expect_revision`: the (single) object must exist at that resourceVersion, else Conflict."""
         objs = [copy.deepcopy(o) for o in objs]
         sources = [source] * len(objs) if isinstance(source, str) else list(source)
         seen: dict[ObjectRef, int] = {}
@@ -106,7 +153,8 @@ class Client:
                                     f"(documents {seen[ref] + 1} and {i + 1}); give each a unique name")
             seen[ref] = i
         actions: list[str] = []
-        self._write(objs, actions=actions, source=sources[0] if len(set(sources)) == 1 else "apply")
+        self._write(objs, actions=actions, source=sources[0] if len(set(sources)) == 1 else "apply",
+                    expect_revision=expect_revision)
         return [ApplyResult(ref_of(o), a) for o, a in zip(objs, actions)]
 
     def update(self, obj: dict) -> dict:
@@ -116,7 +164,13 @@ class Client:
         if kv is None:
             raise NotFound(str(ref))
         expect = int(obj["metadata"].get("resourceVersion") or kv.mod_revision)
+        stored_uid = json.loads(kv.value)["metadata"].get("uid")
+        uid_precondition(ref, obj["metadata"].get("uid"), stored_uid)
         stored = dict(obj, metadata={k: v for k, v in obj["metadata"].items() if k != "resourceVersion"})
+        set_generation(json.loads(kv.value), stored)
+        if stored_uid:
+            stored["metadata"]["uid"] = stored_uid
+        check_size(ref, encode(stored))
         result = self.store.txn([Compare(ref.key, expect)], [Put(ref.key, encode(stored))])
         if not result.succeeded:
             raise Conflict(str(ref))
@@ -158,6 +212,9 @@ class Client:
     def _admit(self, obj: dict, source: str, index: int) -> None:
         if not isinstance(obj, dict):
             raise ManifestError(f"{source}: document {index + 1}: must be a mapping with apiVersion, kind, metadata")
+        if len(encode(obj)) > MAX_REQUEST_BYTES:
+            raise ManifestError(f"{source}: document {index + 1}: Request entity too large: limit is "
+                                f"{MAX_REQUEST_BYTES} bytes; split it into smaller objects")
         apply_defaults(obj)
         kind = KINDS.get(obj.get("kind", ""))
         if kind and kind.namespaced and isinstance(obj.get("metadata"), dict):
@@ -168,10 +225,10 @@ class Client:
             name = (obj.get("metadata") or {}).get("name") if isinstance(obj.get("metadata"), dict) else None
             what = f"{obj.get('kind', 'document')}/{name}" if name else f"document {index + 1}"
             more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
-            raise ManifestError(f"{source}: {what}: {field}: {message}{more}")
+            raise Invalid(f"{source}: {what}: {field}: {message}{more}", problems)
 
     def _write(self, objs: list[dict], create_only: bool = False, actions: list[str] | None = None,
-               source: str = "-") -> list[dict]:
+               source: str = "-", expect_revision: int | None = None) -> list[dict]:
         for attempt in range(20):
             compares: list[Compare] = []
             puts: list[Put | Delete] = []
@@ -183,9 +240,12 @@ class Client:
                 self._check_namespace(ref, objs, source)
                 kv = self.store.get(ref.key)
                 if kv is not None and create_only:
-                    raise ManifestError(f"{source}: {ref}: already exists")
+                    raise AlreadyExists(f"{source}: {ref}: already exists")
                 old = decode(kv.value, kv.mod_revision) if kv else None
+                if expect_revision is not None and (kv is None or kv.mod_revision != expect_revision):
+                    raise Conflict(str(ref))
                 new = self._merge(old, obj, source) if old else self._new(obj)
+                set_generation(old, new)
                 allocs = self._allocate(new, old, taken)
                 compares.append(Compare(ref.key, kv.mod_revision if kv else 0))
                 compares.extend(Compare(k, 0) for k in allocs)
@@ -195,6 +255,7 @@ class Client:
                     puts.extend(Delete(k) for k in released)
                 stored_old = encode({**old, "metadata": _without_rv(old["metadata"])}) if old else None
                 encoded = encode(new)
+                check_size(ref, encoded, source)
                 acts.append("created" if old is None else "unchanged" if encoded == stored_old else "configured")
                 if encoded != stored_old:
                     puts.append(Put(ref.key, encoded))
@@ -218,7 +279,7 @@ class Client:
         if any(o.get("kind") == "Namespace" and o["metadata"]["name"] == ref.namespace for o in batch):
             return
         if self.store.get(key_for(KINDS["Namespace"], None, ref.namespace)) is None:
-            raise ManifestError(f'{source}: {ref}: metadata.namespace: namespaces "{ref.namespace}" not found; '
+            raise NamespaceNotFound(f'{source}: {ref}: metadata.namespace: namespaces "{ref.namespace}" not found; '
                                 "create it first (kind: Namespace)")
 
     @staticmethod
@@ -226,13 +287,14 @@ class Client:
         new = copy.deepcopy(obj)
         meta = new["metadata"]
         meta.pop("resourceVersion", None)
-        meta.setdefault("uid", str(uuid.uuid4()))
+        meta["uid"] = str(uuid.uuid4())              # the server's, whatever the client sent (as upstream)
         meta.setdefault("creationTimestamp", now_rfc3339())
         return new
 
     @staticmethod
     def _merge(old: dict, obj: dict, source: str) -> dict:
         """apply onto a live object: user-owned fields from obj, server-owned (uid, status, allocations) kept."""
+        uid_precondition(ref_of(obj), obj["metadata"].get("uid"), old["metadata"].get("uid"), source)
         new = copy.deepcopy(old)
         new["metadata"] = _without_rv(new["metadata"])
         for field in ("labels", "annotations"):

@@ -3,7 +3,18 @@
 Every component talks to a `Store`: revisions, prefix range, compare-and-swap transactions and prefix watch.
 `SQLiteStore` is the embedded default (one node, like k3s on kine); an etcd backend fills the same interface.
 """
-from kemu.store.base import Compacted, Compare, Delete, Event, KeyValue, Put, Store, TxnResult, Watcher
+from kemu.store.base import (
+    Compacted,
+    Compare,
+    Delete,
+    Event,
+    KeyValue,
+    Put,
+    RequestTooLarge,
+    Store,
+    TxnResult,
+    Watcher,
+)
 from kemu.store.etcd import EtcdStore
 from kemu.store.sqlite import SQLiteStore
 
@@ -20,5 +31,5 @@ def open_store(url: str) -> Store:
     raise ValueError(f"store URL {url!r}: unsupported scheme; use sqlite:///PATH or etcd://HOST:PORT")
 
 
-__all__ = ["Compacted", "Compare", "Delete", "Event", "KeyValue", "Put", "Store", "TxnResult", "Watcher",
-           "SQLiteStore", "EtcdStore", "open_store"]
+__all__ = ["Compacted", "Compare", "Delete", "Event", "KeyValue", "Put", "RequestTooLarge", "Store", "TxnResult",
+           "Watcher", "SQLiteStore", "EtcdStore", "open_store"]

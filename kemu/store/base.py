@@ -50,6 +50,21 @@ class TxnResult:
     revisions: dict[str, int] = field(default_factory=dict)
 
 
+MAX_VALUE_BYTES = 3 * 1024 * 1024 // 2      # etcd's default --max-request-bytes: no value may be larger
+
+
+class RequestTooLarge(ValueError):
+    """A write carried a value larger than the store takes (etcd: "etcdserver: request is too large")."""
+
+
+def check_request(ops: list[Put | Delete]) -> None:
+    """Refuse, as etcd does, a transaction with a value over MAX_VALUE_BYTES (before anything is written)."""
+    for op in ops:
+        if isinstance(op, Put) and len(op.key) + len(op.value) > MAX_VALUE_BYTES:
+            raise RequestTooLarge(f"etcdserver: request is too large ({op.key}: {len(op.value)} bytes, at most "
+                                  f"{MAX_VALUE_BYTES})")
+
+
 class Compacted(Exception):
     """The requested watch revision is older than the store keeps history for: relist."""
 

@@ -22,7 +22,19 @@ import weakref
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from kemu.store.base import Compacted, Compare, Delete, Event, KeyValue, Put, Store, TxnResult, Watcher
+from kemu.store.base import (
+    Compacted,
+    Compare,
+    Delete,
+    Event,
+    KeyValue,
+    Put,
+    RequestTooLarge,
+    Store,
+    TxnResult,
+    Watcher,
+    check_request,
+)
 
 log = logging.getLogger(__name__)
 API = "/v3"                     # etcd 3.4 serves /v3 (and /v3beta); 3.3 only /v3beta
@@ -194,10 +206,16 @@ class EtcdStore(Store):
                             watcher.reconnect()
                     return payload
                 code = payload.get("code")
+                if "request is too large" in str(payload.get("error") or payload.get("message")):
+                    raise RequestTooLarge(f"etcdserver: request is too large ({path})")
                 if code not in RETRYABLE_CODES:
                     raise EtcdError(f"etcd {path}: {payload.get('error') or payload.get('message') or resp.status}")
                 problem: Exception = EtcdError(payload.get("error") or f"HTTP {resp.status}")
             except (OSError, http.client.HTTPException, json.JSONDecodeError) as exc:
+                if isinstance(exc, PermissionError):   # a root-only unix socket: waiting cannot help
+                    self._drop()
+                    raise EtcdError(f"etcd at {self.endpoints[self._current]}: permission denied ({exc.strerror}); "
+                                    "its socket is root-only: run as root") from None
                 rejected = tls_rejection(self.endpoints[self._current], exc)
                 if rejected:           # a TLS configuration error: retrying cannot fix it
                     self._drop()
@@ -236,6 +254,7 @@ class EtcdStore(Store):
 
     def txn(self, compares: list[Compare], success: list[Put | Delete],
             failure: list[Put | Delete] | None = None) -> TxnResult:
+        check_request(success + (failure or []))
         body = {"compare": [{"key": _b64(c.key), "target": "MOD", "result": "EQUAL",
                              "mod_revision": str(c.mod_revision)} for c in compares],
                 "success": [self._op(op) for op in success], "failure": [self._op(op) for op in failure or []]}
@@ -379,11 +398,16 @@ class _EtcdWatcher(Watcher):
             conn.close()
 
 
-def server_argv(name: str, data_dir: str, client_urls: list[str], auto_compaction_revisions: int = 10000) -> list[str]:
+def server_argv(name: str, data_dir: str, client_urls: list[str], auto_compaction_revisions: int = 10000,
+                tls: tuple[str, str, str] | None = None) -> list[str]:
     """argv for a one-member etcd whose peer port is a unix socket in its working directory (run it with
     cwd=data_dir's parent): it opens no TCP port beyond `client_urls`. `unix://NAME:0` URLs become socket files
-    named `NAME:0` in the working directory. Revision auto-compaction keeps the last N revisions."""
-    return ["etcd", "--name", name, "--data-dir", data_dir,
+    named `NAME:0` in the working directory. Revision auto-compaction keeps the last N revisions. `tls` = (ca, cert,
+    key): `https://` client URLs serve that certificate and accept only clients with a certificate the CA signed
+    (etcd ignores TLS on `unix://` URLs, so keep those in a root-only directory)."""
+    tls_flags = ["--cert-file", tls[1], "--key-file", tls[2], "--trusted-ca-file", tls[0],
+                 "--client-cert-auth"] if tls else []
+    return ["etcd", "--name", name, "--data-dir", data_dir, *tls_flags,
             "--listen-client-urls", ",".join(client_urls), "--advertise-client-urls", client_urls[0],
             "--listen-peer-urls", "unix://peer.sock:0", "--initial-advertise-peer-urls", "unix://peer.sock:0",
             "--initial-cluster", f"{name}=unix://peer.sock:0", "--initial-cluster-state", "new",

@@ -1,5 +1,6 @@
 """SQLiteStore: etcd semantics on one SQLite file, shared by every process of a lab.
 
+Files are created 0600 (the store holds Secrets in clear; SQLite gives `-wal` and `-shm` the database's mode).
 One revision per transaction. A writer touches `<db>.notify` after each commit; a watch wakes when inotify reports
 that (or any write in the database's directory), then reads `PRAGMA data_version`, which changes only when another connection committed; so an
 idle watch costs nothing and a change is seen within a millisecond or so. If inotify is unavailable the watch falls
@@ -14,7 +15,7 @@ import sqlite3
 import threading
 import time
 
-from kemu.store.base import Compacted, Compare, Delete, Event, KeyValue, Put, Store, TxnResult, Watcher
+from kemu.store.base import Compacted, Compare, Delete, Event, KeyValue, Put, Store, TxnResult, Watcher, check_request
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, create_rev INTEGER NOT NULL,
@@ -85,9 +86,10 @@ class SQLiteStore(Store):
         self.path = path
         self.keep_events = keep_events
         self._local = threading.local()
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
         self._notify_path = path + ".notify"
-        open(self._notify_path, "a").close()
+        for own in (path, self._notify_path):   # root-only; SQLite gives -wal and -shm the database file's mode
+            os.close(os.open(own, os.O_WRONLY | os.O_CREAT, 0o600))
         conn = self._conn()
         conn.executescript(_SCHEMA)
 
@@ -124,6 +126,7 @@ class SQLiteStore(Store):
 
     def txn(self, compares: list[Compare], success: list[Put | Delete],
             failure: list[Put | Delete] | None = None) -> TxnResult:
+        check_request(success + (failure or []))
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:

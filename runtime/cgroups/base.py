@@ -10,6 +10,8 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from runtime.names import cgroup_name
+
 from . import fs
 from .resources import Resources
 
@@ -26,9 +28,7 @@ class Usage:
 
 
 def _check_name(name: str) -> str:
-    if not name or name in (".", "..") or "/" in name or "\n" in name or "\0" in name:
-        raise ValueError(f"invalid cgroup name {name!r}")
-    return name
+    return cgroup_name(name)
 
 
 def _join(*parts: str) -> str:

@@ -1,4 +1,7 @@
-"""cgroup v1: one directory per hierarchy (cpu, cpuacct, memory, pids, freezer)."""
+"""cgroup v1: one directory per hierarchy (cpu, cpuacct, memory, pids, freezer, devices).
+
+The devices hierarchy gets the same tree; the container's rules (runc's allow-list, or everything when
+privileged) are written by the shim (runtime/shim.py) before the container joins, as runc does."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +13,7 @@ from .resources import QUOTA_PERIOD_US, Resources, cpu_quota, cpu_shares
 
 log = logging.getLogger(__name__)
 
-CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "freezer")
+CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "freezer", "devices")
 
 
 def find_hierarchies(root: str, mountinfo: str | None = None) -> dict[str, str]:

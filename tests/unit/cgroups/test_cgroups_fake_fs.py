@@ -6,7 +6,7 @@ from cgfake import read, touch
 
 from runtime.cgroups import Resources, V1Driver, V2Driver, cleanup_node, detect, exit_reason, fs, is_cgroup2
 from runtime.cgroups.v1 import find_hierarchies
-from runtime.qos import container_resources, pod_resources, qos_class
+from nodeagent.qos import container_resources, pod_resources, qos_class
 
 Mi = 2**20
 UID = "0f9c-11aa"
@@ -66,13 +66,13 @@ def test_is_cgroup2_from_mountinfo():
 # ---------------- v1 ----------------
 def test_v1_node_layout_and_besteffort_tier(v1_root):
     d = V1Driver(v1_root)
-    assert d.mounts == [os.path.join(v1_root, h) for h in ("cpu", "cpuacct", "memory", "pids", "freezer")]
-    assert d.controllers == ["cpu", "cpuacct", "memory", "pids", "freezer"]
+    # devices too: the container's device allow-list lives there (runc, kubelet's v1 tree)
+    assert d.mounts == [os.path.join(v1_root, h) for h in ("cpu", "cpuacct", "memory", "pids", "freezer", "devices")]
+    assert d.controllers == ["cpu", "cpuacct", "memory", "pids", "freezer", "devices"]
     node = d.node("kemu-lab-n1")
-    for h in ("cpu", "cpuacct", "memory", "pids", "freezer"):
+    for h in ("cpu", "cpuacct", "memory", "pids", "freezer", "devices"):
         for sub in ("", "/burstable", "/besteffort"):
             assert os.path.isdir(f"{v1_root}/{h}/kemu-lab-n1{sub}")
-    assert not os.path.exists(f"{v1_root}/devices/kemu-lab-n1")
     assert read(f"{v1_root}/cpu/kemu-lab-n1/besteffort/cpu.shares") == "2"
     assert [c.path for c in node.children()] == ["kemu-lab-n1/besteffort", "kemu-lab-n1/burstable"]
     assert d.node("kemu-lab-n1") == node  # idempotent
