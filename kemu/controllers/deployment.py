@@ -326,6 +326,8 @@ class DeploymentController(Controller):
         status["unavailableReplicas"] = max(sum(r["spec"]["replicas"] for r in rss) - status["availableReplicas"], 0)
         if old_status.get("collisionCount"):
             status["collisionCount"] = old_status["collisionCount"]
+        if d["metadata"].get("generation"):      # kubectl rollout status waits for it (kemu.client.generation)
+            status["observedGeneration"] = d["metadata"]["generation"]
         rolling = spec["strategy"].get("rollingUpdate") or {}
         _, unavailable = resolve_fenceposts(rolling.get("maxSurge"), rolling.get("maxUnavailable"), desired) \
             if spec["strategy"]["type"] == "RollingUpdate" else (0, 0)

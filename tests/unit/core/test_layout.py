@@ -24,10 +24,13 @@ MAY_IMPORT: dict[str, set[str]] = {
     "proxy": {"kemu.api", "kemu.store", "kemu.client", "kemu.nft"},
     "clusterdns": {"kemu.api", "kemu.store", "kemu.client"},
     "kemu.addons": {"kemu.api"},
-    "kemu.lab": {"kemu.api", "kemu.store", "kemu.client", "kemu.nft", "runtime"},
+    "kemu.apiserver": {"kemu.api", "kemu.store", "kemu.client", "kemu.controllers"},
+    "kemu.lab": {"kemu.api", "kemu.store", "kemu.client", "kemu.nft", "kemu.apiserver", "runtime"},
     "kemu.cli": {"kemu.api", "kemu.store", "kemu.client", "kemu.controllers", "kemu.nft", "kemu.lab", "kemu.addons",
+                 "kemu.apiserver",
                  "nodeagent", "runtime", "cni", "proxy", "clusterdns"},
-    "kemu.testing": {"kemu.api", "kemu.store", "kemu.client", "kemu.nft", "kemu.lab", "runtime", "cni", "proxy"},
+    "kemu.testing": {"kemu.api", "kemu.store", "kemu.client", "kemu.nft", "kemu.lab", "kemu.apiserver", "runtime", "cni",
+                     "proxy"},
 }
 
 

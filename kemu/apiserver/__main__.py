@@ -1,0 +1,5 @@
+import sys
+
+from kemu.apiserver.server import main
+
+sys.exit(main())
