@@ -18,12 +18,12 @@ from kemu.client import Client
 from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
 from kemu.store import open_store
-from nodeagent import volumes
 from nodeagent.backoff import Backoff
 from nodeagent.prober import ProbeManager
+from nodeagent.server import NodeServer
 from nodeagent.staticpods import StaticPods, is_mirror
 from nodeagent.status import StatusManager
-from nodeagent.worker import ExitWatcher, PodWorker
+from nodeagent.worker import ExitWatcher, PodWorker, WorkerDeps
 from runtime.cnilib import CNIConfig, install_kemu_bridge, node_conflist
 from runtime.pods import PodRuntime
 from runtime.process import reap
@@ -44,13 +44,24 @@ class NodeAgent:
             from kemu.store.allocator import allocate_pod_cidr
             config.pod_cidr = allocate_pod_cidr(self.client.store, config.node_name, config.cluster_cidr,
                                                 NODE_CIDR_PREFIX)
+        os.makedirs(config.state_dir, mode=0o700, exist_ok=True)   # pods (Secret volumes), CNI results: root's
+        os.chmod(config.state_dir, 0o700)
         self.cni = self._setup_cni()
         self.runtime = PodRuntime(config.pods_dir, config.cgroup_root or f"kemu-{config.node_name}", self.cni)
+        # node server (kubelet's :10250, nodeagent/server.py): logs, exec, port-forward and stats of the pods it runs
+        self.server = NodeServer(config, self.runtime, lambda: [w.pod for w in self.workers.copy().values()])
         self.workers: dict[str, PodWorker] = {}
         self._workers_lock = threading.Lock()
         self.exit_watcher = ExitWatcher()
         self.prober = ProbeManager(self._wake_pod, self.events.record)
-        self.static_pods = StaticPods(self, config.static_pod_path)
+        self.worker_deps = WorkerDeps(
+            runtime=self.runtime, prober=self.prober, status=self.status, record=self.events.record,
+            backoff=self.backoff, exit_watcher=self.exit_watcher, lookup=self.lookup, services=self.services,
+            on_terminated=self.pod_terminated, node_ip=config.node_ip, cluster_dns=config.cluster_dns,
+            cluster_domain=config.cluster_domain, sync_frequency=config.sync_frequency,
+            memory_capacity=self.memory_capacity)
+        self.static_pods = StaticPods(config.static_pod_path, config.node_name, self.client, self.start_static,
+                                      self.stop_static, self._cached_pods)
         self.pods = Informer(self.client, "Pod", self._on_pod)
         self.service_informer = Informer(self.client, "Service")
         # volumes project ConfigMaps and Secrets: a change wakes the pods of that namespace (no polling needed)
@@ -81,6 +92,10 @@ class NodeAgent:
     def services(self) -> list[dict]:
         return self.service_informer.items()
 
+    def _cached_pods(self) -> list[dict] | None:
+        """The informer's pods, or None before its first full list (an empty cache is not "no pods")."""
+        return self.pods.items() if self.pods.synced.is_set() else None
+
     def _mine(self, pod: dict | None) -> bool:
         return pod is not None and pod.get("spec", {}).get("nodeName") == self.config.node_name
 
@@ -101,7 +116,7 @@ class NodeAgent:
 
     def _start_worker(self, pod: dict) -> None:
         """Caller holds _workers_lock."""
-        worker = PodWorker(self, pod)
+        worker = PodWorker(self.worker_deps, pod)
         worker.adopt()
         self.workers[pod["metadata"]["uid"]] = worker
         worker.start()
@@ -153,6 +168,7 @@ class NodeAgent:
                            "nodeInfo": {"kubeletVersion": "kemu-0.1.0", "operatingSystem": "linux",
                                         "architecture": "amd64", "containerRuntimeVersion": "kemu://0.1.0",
                                         "kernelVersion": os.uname().release},
+                           "daemonEndpoints": {"kubeletEndpoint": {"Port": self.server.port}},   # node server
                            "conditions": self._conditions({})}}
 
     def _conditions(self, old: dict) -> list[dict]:
@@ -197,6 +213,7 @@ class NodeAgent:
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
     def run(self) -> None:
+        self.server.start()   # node server: before registering, so the Node advertises its port
         self.register()
         for informer in [self.service_informer, *self.config_informers]:
             informer.start()
@@ -223,6 +240,7 @@ class NodeAgent:
                     del self.workers[uid]
                     self.prober.remove_pod(uid)
                     self.status.forget(uid)
+        self.server.stop()   # node server
 
     def stop(self) -> None:
         self._stop.set()
@@ -238,17 +256,9 @@ class NodeAgent:
             uid = entry.rsplit("_", 1)[-1]
             if uid in live:
                 continue
-            pod_file = os.path.join(self.config.pods_dir, entry, "pod.json")
-            try:
-                with open(pod_file) as f:
-                    pod = json.load(f)
-            except (OSError, json.JSONDecodeError):
-                log.warning("removing unknown pod dir %s", entry)
-                volumes.teardown(os.path.join(self.config.pods_dir, entry))   # its tmpfs volumes, if any
-                shutil.rmtree(os.path.join(self.config.pods_dir, entry), ignore_errors=True)
-                continue
-            log.info("garbage-collecting pod %s/%s (%s)", pod["metadata"]["namespace"], pod["metadata"]["name"], uid)
-            self.runtime.remove_pod(pod)
+            log.info("garbage-collecting pod dir %s", entry)
+            if self.runtime.remove_pod_dir(entry) is None:
+                log.warning("pod dir %s had no sandbox config: removed its mounts and files only", entry)
 
 
 def node_capacity() -> tuple[int, int]:

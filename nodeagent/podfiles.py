@@ -1,9 +1,15 @@
-"""The files kubelet manages for every container: /etc/hosts, /etc/hostname, /etc/resolv.conf and a private
-/tmp. They are bind-mounted inside the container's own mount namespace."""
+"""What kubelet prepares for every container: the DNS settings of the sandbox (the runtime writes them to
+/etc/resolv.conf, with /etc/hostname), and the mounts of /etc/hosts and a private /tmp, bind-mounted inside the
+container's own mount namespace."""
 from __future__ import annotations
 
 import os
 import sys
+
+from runtime.cri import DNSConfig, Mount
+from runtime.pods import write_file
+
+MAX_NAMESERVERS, MAX_SEARCHES = 3, 32   # kubelet's validation limits (the resolver reads no more)
 
 
 def hosts_file(pod: dict, pod_ip: str) -> str:
@@ -21,8 +27,8 @@ def hosts_file(pod: dict, pod_ip: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def resolv_conf(pod: dict, cluster_dns: str, cluster_domain: str) -> str:
-    """dnsPolicy ClusterFirst / Default / None (+ dnsConfig), as kubelet writes it."""
+def dns_config(pod: dict, cluster_dns: str, cluster_domain: str) -> DNSConfig:
+    """dnsPolicy ClusterFirst / Default / None (+ dnsConfig), as kubelet's DNS configurer builds it."""
     spec = pod["spec"]
     policy = spec.get("dnsPolicy", "ClusterFirst")
     if spec.get("hostNetwork") and policy == "ClusterFirst":
@@ -43,46 +49,24 @@ def resolv_conf(pod: dict, cluster_dns: str, cluster_domain: str) -> str:
     for opt in config.get("options") or []:
         text = opt["name"] + (f":{opt['value']}" if opt.get("value") is not None else "")
         options = [o for o in options if o.split(":")[0] != opt["name"]] + [text]
-    out = [f"nameserver {n}" for n in nameservers[:3]]
-    if searches:
-        out.append("search " + " ".join(searches[:32]))
-    if options:
-        out.append("options " + " ".join(options))
-    return "\n".join(out) + "\n"
+    return DNSConfig(tuple(nameservers[:MAX_NAMESERVERS]), tuple(searches[:MAX_SEARCHES]), tuple(options))
 
 
-def write(path: str, content: str) -> str:
-    """Replace `path` atomically, but only when the content changes: running containers have the file
-    bind-mounted, and a replaced file would leave them holding the old, deleted inode."""
-    try:
-        with open(path) as f:
-            if f.read() == content:
-                return path
-    except FileNotFoundError:
-        pass
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(content)
-    os.replace(tmp, path)
-    return path
+def resolv_conf(pod: dict, cluster_dns: str, cluster_domain: str) -> str:
+    """The resolv.conf the pod's containers see."""
+    return dns_config(pod, cluster_dns, cluster_domain).resolv_conf()
 
 
-def standard_mounts(pod_dir: str, pod: dict, container: dict, pod_ip: str, cluster_dns: str,
-                    cluster_domain: str) -> list[dict]:
-    """Bind mounts every container gets; /tmp is private per container (images have their own /tmp)."""
-    etc = os.path.join(pod_dir, "etc")
-    hostname = pod["spec"].get("hostname") or pod["metadata"]["name"]
+def standard_mounts(pod_dir: str, pod: dict, container: dict, pod_ip: str) -> list[Mount]:
+    """Bind mounts kubelet adds to every container: /etc/hosts (it knows the pod IP) and a private /tmp (images
+    have their own /tmp); /etc/hostname and /etc/resolv.conf are the sandbox's, mounted by the runtime."""
     cdir = os.path.join(pod_dir, "containers", container["name"])
     tmp = os.path.join(cdir, "tmp")
     os.makedirs(tmp, mode=0o1777, exist_ok=True)
     os.chmod(tmp, 0o1777)
     return [
-        {"source": write(os.path.join(etc, "hosts"), hosts_file(pod, pod_ip)), "target": "/etc/hosts"},
-        {"source": write(os.path.join(etc, "hostname"), hostname + "\n"), "target": "/etc/hostname"},
-        {"source": write(os.path.join(etc, "resolv.conf"), resolv_conf(pod, cluster_dns, cluster_domain)),
-         "target": "/etc/resolv.conf"},
-        {"source": tmp, "target": "/tmp"},
+        Mount("/etc/hosts", write_file(os.path.join(pod_dir, "etc", "hosts"), hosts_file(pod, pod_ip))),
+        Mount("/tmp", tmp),
     ] + kemu_install_mounts()
 
 
@@ -90,7 +74,7 @@ def standard_mounts(pod_dir: str, pod: dict, container: dict, pod_ip: str, clust
 MASKED_IN_CONTAINERS = ("/tmp", "/run", "/dev")
 
 
-def kemu_install_mounts() -> list[dict]:
+def kemu_install_mounts() -> list[Mount]:
     """kemu's own code and venv, bound read-only at the same path when they live somewhere a container's root
     hides (a checkout under /tmp, say), so that `kemu agnhost` and other kemu commands run inside pods."""
     source_tree = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -99,4 +83,4 @@ def kemu_install_mounts() -> list[dict]:
         if any(path == m or path.startswith(m + "/") for m in MASKED_IN_CONTAINERS) and \
                 not any(path.startswith(p + "/") for p in paths):
             paths.append(path)
-    return [{"source": p, "target": p, "readonly": True} for p in paths]
+    return [Mount(p, p, readonly=True) for p in paths]

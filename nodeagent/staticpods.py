@@ -12,15 +12,13 @@ import hashlib
 import json
 import logging
 import os
-from typing import TYPE_CHECKING
-
-import yaml
+from typing import Callable
 
 from kemu.api.defaults import apply_defaults
+from kemu.api.manifests import documents
+from kemu.api.meta import ManifestError
 from kemu.api.validation import validate
-
-if TYPE_CHECKING:
-    from nodeagent.agent import NodeAgent
+from kemu.client import Client
 
 log = logging.getLogger(__name__)
 MIRROR = "kubernetes.io/config.mirror"
@@ -36,9 +34,10 @@ class StaticPodError(ValueError):
 def parse_manifest(path: str, text: str, node_name: str) -> dict:
     """One static pod from a manifest file: defaults, validation, node-qualified name, hash uid."""
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise StaticPodError(f"{path}: invalid YAML: {exc}") from None
+        docs = documents(text, path)      # refuses alias bombs and oversized documents, as `kemu apply` does
+    except ManifestError as exc:
+        raise StaticPodError(str(exc)) from None
+    doc = docs[0] if len(docs) == 1 else None
     if not isinstance(doc, dict) or doc.get("kind") != "Pod":
         raise StaticPodError(f"{path}: a static pod manifest must be one object of kind Pod")
     pod = apply_defaults(copy.deepcopy(doc))
@@ -98,16 +97,24 @@ def is_mirror(pod: dict | None) -> bool:
 
 
 class StaticPods:
-    """Keeps the agent's static pod workers and their mirror pods in step with the manifest directory."""
+    """Keeps the agent's static pod workers and their mirror pods in step with the manifest directory.
 
-    def __init__(self, agent: "NodeAgent", path: str) -> None:
-        self.agent = agent
+    It starts and stops pods through `start_pod` / `stop_pod` (the agent's workers), reads and writes mirrors with
+    `client`, and `cached_pods` gives the pods the agent's informer holds (None until its first full list)."""
+
+    def __init__(self, path: str, node_name: str, client: Client, start_pod: Callable[[dict], None],
+                 stop_pod: Callable[[dict], None], cached_pods: Callable[[], list[dict] | None]) -> None:
         self.path = path
+        self.node_name = node_name
+        self.client = client
+        self.start_pod = start_pod
+        self.stop_pod = stop_pod
+        self.cached_pods = cached_pods
         self.pods: dict[str, dict] = {}      # uid (hash) -> pod
         self._reported: set[str] = set()
 
     def sync(self) -> None:
-        fresh, errors = load_dir(self.path, self.agent.config.node_name) if self.path else ({}, [])
+        fresh, errors = load_dir(self.path, self.node_name) if self.path else ({}, [])
         for error in errors:
             if error not in self._reported:
                 log.warning("static pod: %s", error)
@@ -115,42 +122,43 @@ class StaticPods:
         for uid in [u for u in self.pods if u not in fresh]:
             pod = self.pods.pop(uid)
             log.info("static pod %s removed from %s", pod["metadata"]["name"], self.path)
-            self.agent.stop_static(pod)
+            self.stop_pod(pod)
             self._delete_mirror(pod)
         for uid, pod in fresh.items():
             if uid not in self.pods:
                 self.pods[uid] = pod
-                self.agent.start_static(pod)
+                self.start_pod(pod)
             self._ensure_mirror(pod)
         self._delete_orphan_mirrors()
 
     def _delete_orphan_mirrors(self) -> None:
         """Mirrors on this node whose manifest is gone (e.g. removed while the agent was down)."""
-        if not self.agent.pods.synced.is_set():
+        cached = self.cached_pods()
+        if cached is None:
             return
-        for live in self.agent.pods.items():
+        for live in cached:
             meta = live["metadata"]
-            if is_mirror(live) and live["spec"].get("nodeName") == self.agent.config.node_name \
+            if is_mirror(live) and live["spec"].get("nodeName") == self.node_name \
                     and meta["annotations"][MIRROR] not in self.pods:
                 log.info("deleting orphaned mirror pod %s/%s", meta["namespace"], meta["name"])
-                self.agent.client.delete("Pod", meta["namespace"], meta["name"])
+                self.client.delete("Pod", meta["namespace"], meta["name"])
 
     def _ensure_mirror(self, pod: dict) -> None:
         meta = pod["metadata"]
-        live = self.agent.client.get("Pod", meta["namespace"], meta["name"])
+        live = self.client.get("Pod", meta["namespace"], meta["name"])
         if live is not None:
             if (live["metadata"].get("annotations") or {}).get(MIRROR) == meta["uid"] \
                     and not live["metadata"].get("deletionTimestamp"):
                 return
-            self.agent.client.delete("Pod", meta["namespace"], meta["name"])   # stale, or deleted by a user
-        node = self.agent.client.get("Node", None, self.agent.config.node_name)
+            self.client.delete("Pod", meta["namespace"], meta["name"])   # stale, or deleted by a user
+        node = self.client.get("Node", None, self.node_name)
         try:
-            self.agent.client.create(mirror_pod(pod, node["metadata"].get("uid") if node else None))
+            self.client.create(mirror_pod(pod, node["metadata"].get("uid") if node else None))
         except Exception as exc:   # e.g. created concurrently; the next sync looks again
             log.warning("creating mirror pod %s: %s", meta["name"], exc)
 
     def _delete_mirror(self, pod: dict) -> None:
         meta = pod["metadata"]
-        live = self.agent.client.get("Pod", meta["namespace"], meta["name"])
+        live = self.client.get("Pod", meta["namespace"], meta["name"])
         if live is not None and (live["metadata"].get("annotations") or {}).get(MIRROR) == meta["uid"]:
-            self.agent.client.delete("Pod", meta["namespace"], meta["name"])
+            self.client.delete("Pod", meta["namespace"], meta["name"])

@@ -20,8 +20,10 @@ from typing import Callable
 
 from kemu.api.meta import is_dns1123_label
 from kemu.api.quantity import parse_quantity
+from nodeagent import securitycontext
 from nodeagent.env import EnvError, field_file_value, resource_value
 from runtime import linux
+from runtime.cri import Mount
 
 Lookup = Callable[[str, str, str], "dict | None"]   # (kind, namespace, name) -> object
 Payload = dict[str, tuple[bytes, int]]               # relative path -> (content, mode)
@@ -292,8 +294,17 @@ def _setup(vol: dict, pod: dict, pod_dir: str, lookup: Lookup) -> str:
                                                           vol["projected"].get("sources") or [])):
         _tmpfs(path, SECRET_TMPFS_SIZE, "755")
     if kind in PROJECTED:
-        AtomicWriter(path).write(_payload(vol, pod, lookup))
+        _project(path, vol, pod, lookup)
+    else:
+        securitycontext.set_volume_ownership(path, securitycontext.fs_group(pod), readonly=False)
     return path
+
+
+def _project(path: str, vol: dict, pod: dict, lookup: Lookup) -> None:
+    """Write a projected volume's current content, group-owned by the pod's fsGroup."""
+    group = securitycontext.fs_group(pod)
+    if AtomicWriter(path).write(securitycontext.fs_group_modes(_payload(vol, pod, lookup), group)):
+        securitycontext.set_volume_ownership(path, group, readonly=True)
 
 
 def _tmpfs(path: str, size: object, mode: str) -> None:
@@ -365,7 +376,7 @@ def refresh(pod: dict, pod_dir: str, lookup: Lookup) -> None:
                 state[name] = {"path": _setup(vol, pod, pod_dir, lookup), "error": None}
                 changed = True
             elif volume_kind(vol) in PROJECTED and name != SA_VOLUME:   # token/ca/namespace do not change
-                AtomicWriter(entry["path"]).write(_payload(vol, pod, lookup))
+                _project(entry["path"], vol, pod, lookup)
         except (VolumeError, OSError, ValueError) as exc:
             errors.append(f"volume {name!r}: {exc}")
     if changed:
@@ -374,9 +385,9 @@ def refresh(pod: dict, pod_dir: str, lookup: Lookup) -> None:
         raise VolumeError("; ".join(errors))
 
 
-def container_mounts(pod: dict, container: dict, pod_dir: str) -> list[dict]:
-    """Shim mount specs ({source, target, readonly, host}) for the container's volumeMounts (and the
-    service-account directory). Raises VolumeError when a volume is not ready or a subPath is unsafe."""
+def container_mounts(pod: dict, container: dict, pod_dir: str) -> list[Mount]:
+    """The runtime's mounts for the container's volumeMounts (and the service-account directory): node paths
+    and where they go. Raises VolumeError when a volume is not ready or a subPath is unsafe."""
     state = _load_state(pod_dir)
     volumes = {v.get("name"): v for v in _all_volumes(pod)}
     wanted = list(container.get("volumeMounts") or [])
@@ -398,8 +409,8 @@ def container_mounts(pod: dict, container: dict, pod_dir: str) -> list[dict]:
         source = entry["path"]
         if m.get("subPath"):
             source = _sub_path(source, safe_relpath(m["subPath"], "subPath"), create=kind == "emptyDir")
-        mounts.append({"source": source, "target": target, "host": kind == "hostPath",
-                       "readonly": bool(m.get("readOnly")) or kind in PROJECTED})
+        mounts.append(Mount(target, source, readonly=bool(m.get("readOnly")) or kind in PROJECTED,
+                            host_volume=kind == "hostPath"))
     return mounts
 
 

@@ -10,21 +10,24 @@ import os
 import select
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 from kemu.api.podspec import is_sidecar
 from kemu.api.timeutil import parse_time, rfc3339
-from nodeagent import volumes
+from nodeagent import qos, securitycontext, volumes
+from nodeagent.backoff import Backoff
 from nodeagent.env import EnvError, container_argv, container_env
+from nodeagent.kuberuntime import container_config, container_security, sandbox_config
+from nodeagent.lifecycle import HandlerRunner
 from nodeagent.podfiles import standard_mounts
-from nodeagent.status import TERMINAL, ContainerState, PodState, compute_phase, init_done
-from runtime import qos
+from nodeagent.prober import ProbeManager, Recorder
+from nodeagent.status import TERMINAL, ContainerState, PodState, StatusManager, compute_phase, init_done
+from nodeagent.volumes import Lookup
 from runtime.container import ContainerProcess, ExitStatus
+from runtime.pods import PodRuntime
 from runtime.process import StartError
 from runtime.sandbox import Sandbox
-
-if TYPE_CHECKING:
-    from nodeagent.agent import NodeAgent
 
 log = logging.getLogger(__name__)
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
@@ -62,13 +65,38 @@ class ExitWatcher:
                     callback()
 
 
+@dataclass
+class WorkerDeps:
+    """Everything a pod worker uses, and nothing else (kubelet's pod workers get a sync function and a recorder):
+    shared node-level managers, the few node settings it reads, a ConfigMap/Secret lookup, the Services for
+    container environments and a callback for a gracefully deleted pod that has stopped."""
+    runtime: PodRuntime
+    prober: ProbeManager
+    status: StatusManager
+    record: Recorder                           # (pod, type, reason, message) -> an Event
+    backoff: Backoff
+    exit_watcher: ExitWatcher
+    lookup: Lookup                             # (kind, namespace, name) -> ConfigMap or Secret
+    services: Callable[[], list[dict]]
+    on_terminated: Callable[[dict], None]      # remove the pod object (if it is still the same pod)
+    node_ip: str
+    cluster_dns: str
+    cluster_domain: str
+    sync_frequency: float
+    memory_capacity: int                       # bytes, for oom_score_adj
+
+
 class PodWorker:
-    def __init__(self, agent: "NodeAgent", pod: dict) -> None:
-        self.agent = agent
+    def __init__(self, deps: WorkerDeps, pod: dict) -> None:
+        self.deps = deps
         self.pod = pod
         self.uid = pod["metadata"]["uid"]
         self.name = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
-        self.state = PodState(host_ip=agent.config.node_ip)
+        # what the runtime knows of the pod; identity, DNS, QoS and hostname never change for a pod
+        self.sandbox_config = sandbox_config(pod, deps.cluster_dns, deps.cluster_domain)
+        self.pod_dir = deps.runtime.pod_dir(self.sandbox_config.metadata)
+        self.hooks = HandlerRunner(deps.runtime)
+        self.state = PodState(host_ip=deps.node_ip)
         self.sandbox: Sandbox | None = None
         self.procs: dict[str, ContainerProcess] = {}
         self.terminate_grace: float | None = None   # set: stop the pod with this grace, then finish
@@ -77,7 +105,7 @@ class PodWorker:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"pod-{pod['metadata']['name']}", daemon=True)
 
-    # ---- driven by the agent -----------------------------------------------------------------------------------
+    # ---- driven by the node agent ------------------------------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
 
@@ -102,23 +130,24 @@ class PodWorker:
     def adopt(self) -> None:
         """Pick up what a previous agent left: sandbox, running containers (same PIDs, restart counts, readiness),
         and exits that happened while no agent was watching (recorded by the shims)."""
-        runtime = self.agent.runtime
+        runtime = self.deps.runtime
         status = self.pod.get("status") or {}
         if status.get("phase") in TERMINAL:   # finished before: never run again
             self.state.phase = status["phase"]
             self.state.reason, self.state.message = status.get("reason"), status.get("message")
-        sandbox = runtime.sandbox(self.pod)
+        sandbox = runtime.sandbox(self.sandbox_config.metadata)
         if sandbox is None:
             return
         self.sandbox = sandbox
-        self.agent.exit_watcher.watch(sandbox.holder_pid, self.wake)
+        self.deps.exit_watcher.watch(sandbox.holder_pid, self.wake)
         self.state.pod_ip = status.get("podIP")
         self.state.sandbox_ready = sandbox.alive() and bool(self.state.pod_ip)
         self.state.start_time = sandbox.created
         previous = {s["name"]: s for s in (status.get("containerStatuses") or []) +
                     (status.get("initContainerStatuses") or [])}
         for c in self._all_containers(self.pod):
-            proc = ContainerProcess.latest(runtime.container_dir(self.pod, c["name"]), c["name"])
+            proc = ContainerProcess.latest(runtime.container_dir(self.sandbox_config.metadata, c["name"]),
+                                           c["name"])
             if proc is not None:
                 self.state.containers[c["name"]] = self._adopt_container(c, proc, previous.get(c["name"]) or {})
         log.info("adopted %s: sandbox pid %s, containers %s", self.name, sandbox.holder_pid,
@@ -157,7 +186,7 @@ class PodWorker:
                 delay = 1.0
             if self.finished.is_set():
                 return
-            self._wake.wait(max(0.0, min(delay, self.agent.config.sync_frequency)))
+            self._wake.wait(max(0.0, min(delay, self.deps.sync_frequency)))
             self._wake.clear()
 
     def _sync(self) -> float:
@@ -170,7 +199,7 @@ class PodWorker:
                                        pod["spec"].get("terminationGracePeriodSeconds", 30)))
             self._terminate(pod, grace)
             if self.terminate_grace is None:
-                self.agent.pod_terminated(pod)
+                self.deps.on_terminated(pod)
             self.finished.set()
             return 0
         if self.state.phase in TERMINAL:
@@ -186,11 +215,11 @@ class PodWorker:
             self._write_status(pod)
             return 2.0
         try:
-            volumes.refresh(pod, self.agent.runtime.pod_dir(pod), self.agent.lookup)
+            volumes.refresh(pod, self.pod_dir, self.deps.lookup)
         except volumes.VolumeError as exc:
             log.warning("%s: %s", self.name, exc)
-        next_sync = self.agent.config.sync_frequency if deadline is None else \
-            min(deadline, self.agent.config.sync_frequency)
+        next_sync = self.deps.sync_frequency if deadline is None else \
+            min(deadline, self.deps.sync_frequency)
         self._observe(pod)
         done, delay = self._sync_init_containers(pod)
         next_sync = min(next_sync, delay)
@@ -222,29 +251,29 @@ class PodWorker:
             probe_kill = None
             if status is None:
                 key = (self.uid, name)
-                probe_kill = self.agent.prober.failed(key)
+                probe_kill = self.deps.prober.failed(key)
                 if probe_kill is None:
-                    cs.started = self.agent.prober.started(key)
-                    cs.ready = cs.started and self.agent.prober.ready(key)
+                    cs.started = self.deps.prober.started(key)
+                    cs.ready = cs.started and self.deps.prober.ready(key)
                     continue
                 status = self._kill_for_probe(pod, specs[name], proc, probe_kill, policy)
             self._record_exit(pod, specs[name], cs, proc, status, probe_kill)
             del self.procs[name]
-            self.agent.prober.remove_container(self.uid, name)
+            self.deps.prober.remove_container(self.uid, name)
 
     def _kill_for_probe(self, pod: dict, container: dict, proc: ContainerProcess, kind: str,
                         policy: str) -> ExitStatus:
         restarts = is_sidecar(container) or policy == "Always" or policy == "OnFailure"
         message = f"Container {container['name']} failed {kind} probe" + (", will be restarted" if restarts else "")
-        self.agent.events.record(pod, "Normal", "Killing", message)
+        self.deps.record(pod, "Normal", "Killing", message)
         probe = container.get(f"{kind}Probe") or {}
         grace = probe.get("terminationGracePeriodSeconds", pod["spec"].get("terminationGracePeriodSeconds", 30))
-        self.agent.runtime.stop_container(pod, proc, float(grace))
+        self._stop_container(pod, container, proc, float(grace))
         return proc.exit_status() or ExitStatus(137, 9, proc.started, time.time())
 
     def _record_exit(self, pod: dict, container: dict, cs: ContainerState, proc: ContainerProcess,
                      status: ExitStatus, probe_kill: str | None = None) -> None:
-        oom = self.agent.runtime.oom_kills(pod, container["name"]) > 0
+        oom = self.deps.runtime.oom_kills(self.sandbox_config, container["name"]) > 0
         if status.start_error:
             reason, code = "StartError", 128
         elif oom and status.exit_code != 0:
@@ -263,8 +292,8 @@ class PodWorker:
         if probe_kill:
             terminated["_probe_kill"] = probe_kill
         if reason == "OOMKilled":
-            self.agent.events.record(pod, "Warning", "OOMKilling", f"Container {container['name']} was OOM-killed "
-                                                                   "(memory limit reached)")
+            self.deps.record(pod, "Warning", "OOMKilling", f"Container {container['name']} was OOM-killed "
+                                                           "(memory limit reached)")
         cs.running_since = None
         cs.ready = False
         self._set_last(cs, terminated)
@@ -278,7 +307,7 @@ class PodWorker:
     # ---- starting and restarting -------------------------------------------------------------------------------
     def _sync_init_containers(self, pod: dict) -> tuple[bool, float]:
         """Run init containers in order (sidecars: start and keep running). (all done, seconds to next sync)"""
-        delay = self.agent.config.sync_frequency
+        delay = self.deps.sync_frequency
         pod_policy = pod["spec"].get("restartPolicy", "Always")
         for c in pod["spec"].get("initContainers") or []:
             cs = self.state.containers.get(c["name"])
@@ -298,7 +327,7 @@ class PodWorker:
         name = container["name"]
         cs = self.state.containers.setdefault(name, ContainerState(name))
         if name in self.procs:
-            return self.agent.config.sync_frequency
+            return self.deps.sync_frequency
         if cs.terminated is not None:
             return 60.0
         last = cs.last_terminated
@@ -309,22 +338,22 @@ class PodWorker:
             since = cs.previous_terminated if last.get("_probe_kill") else last
             if since is not None:
                 key = f"{self.uid}/{name}"
-                wait = self.agent.backoff.remaining(key, finished_at(since))
+                wait = self.deps.backoff.remaining(key, finished_at(since))
                 if wait > 0:
                     if cs.waiting_reason != "CrashLoopBackOff":
-                        self.agent.events.record(pod, "Warning", "BackOff",
-                                                 f"Back-off restarting failed container {name} in pod "
-                                                 f"{pod['metadata']['name']}")
+                        self.deps.record(pod, "Warning", "BackOff",
+                                         f"Back-off restarting failed container {name} in pod "
+                                         f"{pod['metadata']['name']}")
                     cs.waiting_reason = "CrashLoopBackOff"
-                    cs.waiting_message = (f"back-off {self.agent.backoff.current(key):g}s restarting failed "
+                    cs.waiting_message = (f"back-off {self.deps.backoff.current(key):g}s restarting failed "
                                           f"container={name} pod={pod['metadata']['name']}")
                     return wait
-                self.agent.backoff.next(key, finished_at(since))
+                self.deps.backoff.next(key, finished_at(since))
             cs.restart_count += 1
         self._start_container(pod, container, cs)
         if name not in self.procs and cs.last_terminated is not last and self._stays_down(cs, policy):
             return 60.0   # it could not even start (StartError) and the policy keeps it down
-        return self.agent.config.sync_frequency if name in self.procs else 1.0
+        return self.deps.sync_frequency if name in self.procs else 1.0
 
     @staticmethod
     def _stays_down(cs: ContainerState, policy: str) -> bool:
@@ -337,49 +366,51 @@ class PodWorker:
         return True
 
     def _start_container(self, pod: dict, container: dict, cs: ContainerState) -> None:
-        agent = self.agent
+        deps = self.deps
+        seen = pod_with_ip(pod, self.state)   # the downward API and hooks see the pod IP before status has it
         try:
-            env = container_env(pod_with_ip(pod, self.state), container, agent.services(), agent.lookup)
+            securitycontext.verify_run_as_non_root(pod, container)
+            env = container_env(seen, container, deps.services(), deps.lookup)
             argv = container_argv(container, env)
-            mounts = standard_mounts(agent.runtime.pod_dir(pod), pod, container, self.state.pod_ip or "",
-                                     agent.config.cluster_dns, agent.config.cluster_domain)
-            mounts += volumes.container_mounts(pod, container, agent.runtime.pod_dir(pod))
-        except (EnvError, volumes.VolumeError) as exc:
+            mounts = standard_mounts(self.pod_dir, pod, container, self.state.pod_ip or "")
+            mounts += volumes.container_mounts(pod, container, self.pod_dir)
+        except (EnvError, volumes.VolumeError, securitycontext.SecurityContextError) as exc:
             cs.waiting_reason, cs.waiting_message = "CreateContainerConfigError", str(exc)
-            agent.events.record(pod, "Warning", "Failed", f"Error: {exc}")
+            deps.record(pod, "Warning", "Failed", f"Error: {exc}")
             return
-        oom_adj = qos.oom_score_adj(pod, container, agent.memory_capacity)
+        config = container_config(pod, container, cs.restart_count, argv, env, mounts, deps.memory_capacity)
         image = container.get("image") or "host"
-        agent.events.record(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
+        deps.record(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
         try:
-            proc = agent.runtime.start_container(pod, container, self.sandbox, cs.restart_count, argv, env, mounts,
-                                                 oom_adj)
+            proc = deps.runtime.start_container(self.sandbox_config, config, self.sandbox)
+            self.hooks.post_start(self.sandbox_config, seen, container, proc)
         except StartError as exc:
             now = time.time()
             self._set_last(cs, {"exitCode": 128, "reason": "StartError", "message": str(exc),
                                 "startedAt": rfc3339(now), "finishedAt": rfc3339(now), "_finished": now,
                                 "containerID": f"kemu://{container['name']}-{cs.restart_count}"})
-            agent.events.record(pod, "Warning", getattr(exc, "event_reason", "Failed"), f"Error: {exc}")
+            deps.record(pod, "Warning", getattr(exc, "event_reason", "Failed"), f"Error: {exc}")
             return
         cs.running_since = proc.started
         cs.waiting_reason = cs.waiting_message = None
-        agent.events.record(pod, "Normal", "Created", f"Created container {container['name']}")
-        agent.events.record(pod, "Normal", "Started", f"Started container {container['name']}")
+        deps.record(pod, "Normal", "Created", f"Created container {container['name']}")
+        deps.record(pod, "Normal", "Started", f"Started container {container['name']}")
         self._track(container, proc)
-        cs.started = agent.prober.started((self.uid, container["name"]))
-        cs.ready = cs.started and agent.prober.ready((self.uid, container["name"]))
+        cs.started = deps.prober.started((self.uid, container["name"]))
+        cs.ready = cs.started and deps.prober.ready((self.uid, container["name"]))
 
     def _track(self, container: dict, proc: ContainerProcess, was_ready: bool = False,
                was_started: bool = False) -> None:
         """Watch a running attempt: its exit wakes this worker; its probes start."""
         self.procs[container["name"]] = proc
-        runtime, pod = self.agent.runtime, self.pod
+        runtime, sandbox, pod = self.deps.runtime, self.sandbox_config, self.pod
+        security = container_security(pod, container)
 
         def exec_fn(argv: list[str], timeout: float) -> tuple[int, str]:
-            return runtime.exec_in(pod, container, proc, argv, timeout)
-        self.agent.prober.add_container(pod, container, exec_fn, self.state.pod_ip or "", proc.started,
-                                        was_ready=was_ready, was_started=was_started)
-        self.agent.exit_watcher.watch(proc.shim_pid or proc.pid, self.wake)
+            return runtime.exec_sync(sandbox, proc, argv, timeout, security, container.get("workingDir"))
+        self.deps.prober.add_container(pod, container, exec_fn, self.state.pod_ip or "", proc.started,
+                                       was_ready=was_ready, was_started=was_started)
+        self.deps.exit_watcher.watch(proc.shim_pid or proc.pid, self.wake)
 
     # ---- deadlines and stopping --------------------------------------------------------------------------------
     def _deadline(self, pod: dict) -> float | None:
@@ -390,7 +421,7 @@ class PodWorker:
         return self.state.start_time + float(ads) - time.time()
 
     def _deadline_exceeded(self, pod: dict) -> None:
-        self.agent.events.record(pod, "Normal", "DeadlineExceeded", DEADLINE_MESSAGE)
+        self.deps.record(pod, "Normal", "DeadlineExceeded", DEADLINE_MESSAGE)
         self.state.phase, self.state.reason, self.state.message = "Failed", "DeadlineExceeded", DEADLINE_MESSAGE
         self._stop_everything(pod, float(pod["spec"].get("terminationGracePeriodSeconds", 30)))
         self._write_status(pod)
@@ -403,10 +434,10 @@ class PodWorker:
             proc = self.procs.get(name)
             if proc is None:
                 continue
-            self.agent.prober.remove_container(self.uid, name)
+            self.deps.prober.remove_container(self.uid, name)
             if proc.exit_status() is None:
-                self.agent.events.record(pod, "Normal", "Killing", f"Stopping container {name}")
-                t = threading.Thread(target=self.agent.runtime.stop_container, args=(pod, proc, grace))
+                self.deps.record(pod, "Normal", "Killing", f"Stopping container {name}")
+                t = threading.Thread(target=self._stop_container, args=(pod, specs[name], proc, grace))
                 t.start()
                 threads.append(t)
         for t in threads:
@@ -436,50 +467,56 @@ class PodWorker:
         self._kill(pod, [c["name"] for c in pod["spec"].get("initContainers") or [] if not is_sidecar(c)], grace)
         self._stop_sidecars(pod, max(0.0, deadline - time.monotonic()))
         if self.sandbox is not None:
-            self.agent.runtime.stop_sandbox(pod, self.sandbox)
+            self.deps.runtime.stop_sandbox(self.sandbox_config, self.sandbox)
             self.sandbox = None
             self.state.sandbox_ready = False
 
+    def _stop_container(self, pod: dict, container: dict | None, proc: ContainerProcess, grace: float) -> None:
+        """kubelet's killContainer: preStop hook, then SIGTERM and SIGKILL within what is left of `grace`."""
+        self.hooks.stop_container(self.sandbox_config, pod_with_ip(pod, self.state), container, proc, grace)
+
     def _terminate(self, pod: dict, grace: float) -> None:
         self._stop_everything(pod, grace)
-        self.agent.prober.remove_pod(self.uid)
-        self.agent.backoff.forget(f"{self.uid}/")
-        self.agent.runtime.remove_pod(pod)
+        self.deps.prober.remove_pod(self.uid)
+        self.deps.backoff.forget(f"{self.uid}/")
+        volumes.teardown(self.pod_dir)
+        self.deps.runtime.remove_pod(self.sandbox_config)
 
     def _ensure_sandbox(self, pod: dict) -> bool:
-        runtime = self.agent.runtime
+        runtime = self.deps.runtime
         if self.sandbox is not None and self.sandbox.alive():
             return True
         attempt = 0
         if self.sandbox is not None:   # the holder died: kubelet kills the containers and makes a new sandbox
             attempt = self.sandbox.attempt + 1
-            self.agent.events.record(pod, "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and "
-                                                                      "re-created.")
+            self.deps.record(pod, "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and "
+                                                              "re-created.")
             for proc in self.procs.values():
-                runtime.stop_container(pod, proc, 0)
+                runtime.stop_container(self.sandbox_config, proc, 0)
             self._observe(pod)   # records the exits; the containers restart in the new sandbox
-            runtime.stop_sandbox(pod, self.sandbox)
+            runtime.stop_sandbox(self.sandbox_config, self.sandbox)
             self.sandbox = None
             self.state.sandbox_ready = False
         try:
-            self.sandbox, network = runtime.run_sandbox(pod, attempt)
+            self.sandbox, network = runtime.run_sandbox(sandbox_config(pod, self.deps.cluster_dns,
+                                                                       self.deps.cluster_domain, attempt))
         except Exception as exc:
             msg = f"Failed to create pod sandbox: {exc}"
             log.warning("%s: %s", self.name, msg)
-            self.agent.events.record(pod, "Warning", "FailedCreatePodSandBox", msg)
+            self.deps.record(pod, "Warning", "FailedCreatePodSandBox", msg)
             return False
         try:
-            volumes.prepare(pod, runtime.pod_dir(pod), self.agent.lookup)
+            volumes.prepare(pod, self.pod_dir, self.deps.lookup)
         except volumes.VolumeError as exc:
-            self.agent.events.record(pod, "Warning", "FailedMount", str(exc))
-        self.agent.exit_watcher.watch(self.sandbox.holder_pid, self.wake)   # a dead holder: a new sandbox at once
+            self.deps.record(pod, "Warning", "FailedMount", str(exc))
+        self.deps.exit_watcher.watch(self.sandbox.holder_pid, self.wake)   # a dead holder: a new sandbox at once
         self.state.pod_ip = network.ip
         self.state.sandbox_ready = True
         self.state.start_time = self.state.start_time or time.time()
         return True
 
     def _write_status(self, pod: dict) -> None:
-        self.agent.status.write(pod, self.state, qos.qos_class(pod))
+        self.deps.status.write(pod, self.state, qos.qos_class(pod))
 
 
 def finished_at(terminated: dict) -> float:

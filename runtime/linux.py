@@ -62,6 +62,27 @@ def setns(path: str, nstype: str) -> None:
         os.close(fd)
 
 
+def call_in_netns(path: str, fn):
+    """`fn()` run on a fresh thread that first enters the network namespace at `path`, e.g. to make a socket
+    there (a socket stays in the namespace it was made in). setns applies to one thread and that thread ends
+    afterwards, so no thread of the caller ever changes namespace. Returns fn's result or raises its error."""
+    import threading
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            setns(path, "net")
+            box["value"] = fn()
+        except BaseException as exc:   # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+    t = threading.Thread(target=run, name="in-netns", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
@@ -175,3 +196,51 @@ def capability_sets(add: list[str] | None, drop: list[str] | None, uid: int | No
 
 def unknown_capabilities(items: list[str] | None) -> list[str]:
     return [n for n in items or [] if str(n).upper().removeprefix("CAP_") not in set(CAPS) | {"ALL"}]
+
+
+# ---- container hardening (masked paths, nodev mounts, overlay whiteouts) ---------------------------------------
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+
+
+def set_mount_attrs(target: str, attrs: int) -> None:
+    """Add MOUNT_ATTR_* flags (e.g. RDONLY|NODEV) to the mount at `target` and every mount below it."""
+    attr = (ctypes.c_uint64 * 4)(attrs, 0, 0, 0)
+    ret = _libc.syscall(SYS_MOUNT_SETATTR, -100, target.encode(), AT_RECURSIVE, ctypes.byref(attr),
+                        ctypes.sizeof(attr))
+    if ret != 0:   # older kernels: the top mount only
+        flags = MS_BIND | MS_REMOUNT | (MS_RDONLY if attrs & MOUNT_ATTR_RDONLY else 0) \
+            | (MS_NODEV if attrs & MOUNT_ATTR_NODEV else 0) | (MS_NOSUID if attrs & MOUNT_ATTR_NOSUID else 0)
+        mount("none", target, None, flags)
+
+
+def overlay_whiteout(upper: str, path: str) -> None:
+    """Hide the lower layer's `path` in an overlay whose upper dir is `upper` (a 0:0 character device), creating
+    the parent directories in the upper layer with the lower layer's owner and mode."""
+    _upper_parents(upper, path)
+    if not os.path.lexists(upper + path):
+        os.mknod(upper + path, 0o600 | 0o020000, os.makedev(0, 0))
+
+
+def overlay_opaque_dir(upper: str, path: str) -> None:
+    """Make `path` an empty directory in the overlay (its lower content hidden), same owner and mode as below."""
+    _upper_parents(upper, path)
+    _copy_dir(path, upper + path)
+    os.setxattr(upper + path, "trusted.overlay.opaque", b"y")
+
+
+def _upper_parents(upper: str, path: str) -> None:
+    parts = path.strip("/").split("/")[:-1]
+    for i in range(len(parts)):
+        lower = "/" + "/".join(parts[:i + 1])
+        if not os.path.isdir(upper + lower):
+            _copy_dir(lower, upper + lower)
+
+
+def _copy_dir(lower: str, target: str) -> None:
+    st = os.stat(lower)
+    if os.path.isdir(target):
+        return
+    os.mkdir(target)
+    os.chown(target, st.st_uid, st.st_gid)
+    os.chmod(target, st.st_mode & 0o7777)

@@ -1,11 +1,12 @@
-"""PodRuntime: the CRI-shaped surface the node agent drives (sandboxes, containers, removal, listing).
+"""PodRuntime: the CRI-shaped surface the node agent drives (sandboxes, containers, exec, stop, removal, listing).
 
-It owns everything below a pod's directory `<state>/pods/<ns>_<name>_<uid>/` and the pod's cgroups and network
-attachment; it knows nothing of restart policies, probes or status, which are the agent's business.
+It takes the plain requests of `runtime/cri.py` (PodSandboxConfig, ContainerConfig), never a Pod. It owns
+everything below a pod's directory `<state>/pods/<ns>_<name>_<uid>/` (named from the sandbox metadata), the pod's
+cgroups (`<node>/<cgroup_parent>/pod<uid>/<container>`) and its network attachment; it knows nothing of restart
+policies, probes, hooks, volumes or status, which are the node agent's business.
 """
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import os
@@ -14,16 +15,21 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, replace
 
-from runtime import cgroups, linux, qos
+from runtime import cgroups, linux
 from runtime.cnilib import CNIConfig
+from runtime.names import path_component
 from runtime.container import ContainerProcess, sigterm_then_kill
-from runtime.process import SHIM, StartError, reap
+from runtime.cri import ContainerConfig, LinuxContainerSecurityContext, Mount, PodSandboxConfig, PodSandboxMetadata
+from runtime.process import SHIM, reap
 from runtime.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
+
+DEFAULT_PIDS_LIMIT = 4096       # per container (kubelet's podPidsLimit is off by default; a shared machine wants one)
+SANDBOX_CONFIG = "config.json"  # the PodSandboxConfig the sandbox was made from (GC works from it)
+QOS_OF_TIER = {"": "Guaranteed", "burstable": "Burstable", "besteffort": "BestEffort"}
 
 
 @dataclass
@@ -33,47 +39,52 @@ class PodNetwork:
     gateway: str | None
 
 
-class PostStartHookError(StartError):
-    """The postStart hook failed; the container was killed (event reason FailedPostStartHook)."""
-    event_reason = "FailedPostStartHook"
-
-
-MIN_GRACE_AFTER_PRESTOP = 2.0   # kubelet's minimumGracePeriodInSeconds
-DEFAULT_PIDS_LIMIT = 4096       # per container (kubelet's podPidsLimit is off by default; a shared machine wants one)
-
-
 def pod_dir_name(namespace: str, name: str, uid: str) -> str:
-    return f"{namespace}_{name}_{uid}"
+    """`<ns>_<name>_<uid>`: one directory entry under the pods dir, whatever the values are (runtime.names)."""
+    return path_component(f"{namespace}_{name}_{uid}", "pod directory name")
 
 
-def find_container(pod: dict, name: str) -> dict | None:
-    spec = pod["spec"]
-    return next((c for c in (spec.get("initContainers") or []) + spec["containers"] if c["name"] == name), None)
+def write_file(path: str, content: str) -> str:
+    """Replace `path` atomically, but only when the content changes: running containers have the file
+    bind-mounted, and a replaced file would leave them holding the old, deleted inode."""
+    try:
+        with open(path) as f:
+            if f.read() == content:
+                return path
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(content)
+    os.replace(tmp, path)
+    return path
 
 
-def security(pod: dict, container: dict) -> dict:
-    """The credentials a container (and whatever is exec'd in it) runs with: uid, gid, capability masks."""
-    sc = container.get("securityContext") or {}
-    psc = pod["spec"].get("securityContext") or {}
-    uid = sc.get("runAsUser", psc.get("runAsUser"))
-    caps = sc.get("capabilities") or {}
-    sets = None if sc.get("privileged") else linux.capability_sets(caps.get("add"), caps.get("drop"), uid)
-    return {"uid": uid, "gid": sc.get("runAsGroup", psc.get("runAsGroup")), "caps": sets,
-            "no_new_privs": sc.get("allowPrivilegeEscalation") is False and not sc.get("privileged")}
+def credentials(sc: LinuxContainerSecurityContext) -> dict:
+    """The shim fields for the credentials a container (and whatever is exec'd in it) runs with."""
+    sets = None if sc.privileged else linux.capability_sets(list(sc.capabilities_add), list(sc.capabilities_drop),
+                                                            sc.run_as_user)
+    return {"uid": sc.run_as_user, "gid": sc.run_as_group, "supplemental_groups": list(sc.supplemental_groups),
+            "caps": sets, "privileged": sc.privileged, "no_new_privs": sc.no_new_privs and not sc.privileged}
 
 
-def exec_spec(pod: dict, container: dict, proc: ContainerProcess, argv: list[str],
-              cgroup_procs: list[str]) -> dict:
-    """The shim `exec` spec for running `argv` in a running container: its environment, cgroup, namespaces,
-    working directory and credentials (shared by probes, hooks and `kemu exec`)."""
+def exec_spec(proc: ContainerProcess, argv: list[str], security: LinuxContainerSecurityContext,
+              working_dir: str | None, share_pid: bool, cgroup_procs: list[str]) -> dict:
+    """The shim `exec` spec for running `argv` in the running container `proc`: its environment (read from the
+    process), cgroup, namespaces, working directory and credentials. One builder for probes, hooks, `kemu exec`
+    and the node agent's exec endpoint."""
     try:
         with open(f"/proc/{proc.pid}/environ", "rb") as f:
             env = dict(i.decode(errors="replace").split("=", 1) for i in f.read().split(b"\0") if b"=" in i)
     except OSError:
         env = {}
-    return {"target_pid": proc.pid, "argv": argv, "env": env, "workdir": container.get("workingDir"),
-            "share_pid": bool(pod["spec"].get("shareProcessNamespace")), "cgroup_procs": cgroup_procs,
-            **security(pod, container)}
+    return {"target_pid": proc.pid, "argv": argv, "env": env, "workdir": working_dir, "share_pid": share_pid,
+            "cgroup_procs": cgroup_procs, **credentials(security)}
+
+
+def _shim_mount(m: Mount) -> dict:
+    return {"source": m.host_path, "target": m.container_path, "readonly": m.readonly, "host": m.host_volume}
 
 
 class PodRuntime:
@@ -87,29 +98,37 @@ class PodRuntime:
         self.pids_limit = pids_limit
 
     # ---- sandboxes ---------------------------------------------------------------------------------------------
-    def pod_dir(self, pod: dict) -> str:
-        meta = pod["metadata"]
-        return os.path.join(self.pods_dir, pod_dir_name(meta["namespace"], meta["name"], meta["uid"]))
+    def pod_dir(self, meta: PodSandboxMetadata) -> str:
+        return os.path.join(self.pods_dir, pod_dir_name(meta.namespace, meta.name, meta.uid))
 
-    def pod_cgroup(self, pod: dict) -> cgroups.Cgroup:
-        return self.cgroups.pod(self.node_cgroup, qos.qos_class(pod), pod["metadata"]["uid"], qos.pod_resources(pod))
+    def pod_cgroup_path(self, config: PodSandboxConfig) -> str:
+        parent = config.linux.cgroup_parent
+        return f"{self.node_cgroup.path}/{parent + '/' if parent else ''}pod{config.metadata.uid}"
 
-    def run_sandbox(self, pod: dict, attempt: int = 0) -> tuple[Sandbox, PodNetwork]:
-        """Holder process + CNI ADD. On failure nothing is left behind."""
-        pod_dir = self.pod_dir(pod)
+    def _pod_cgroup(self, config: PodSandboxConfig) -> cgroups.Cgroup:
+        """Create or update the pod's cgroup with the pod-level values."""
+        qos = QOS_OF_TIER.get(config.linux.cgroup_parent)
+        if qos is None:
+            raise ValueError(f"unknown cgroup parent {config.linux.cgroup_parent!r}")
+        return self.cgroups.pod(self.node_cgroup, qos, config.metadata.uid,
+                                config.linux.resources.cgroup_values())
+
+    def run_sandbox(self, config: PodSandboxConfig) -> tuple[Sandbox, PodNetwork]:
+        """Holder process + CNI ADD; the sandbox's /etc/hostname and /etc/resolv.conf. On failure nothing is left
+        behind but the pod directory."""
+        meta = config.metadata
+        pod_dir = self.pod_dir(meta)
         os.makedirs(pod_dir, exist_ok=True)
-        with open(os.path.join(pod_dir, "pod.json"), "w") as f:   # lets GC clean up after the object is gone
-            json.dump(pod, f)
-        pod_cg = self.pod_cgroup(pod)
-        holder_cg = self.cgroups.sandbox(pod_cg)
-        hostname = pod["spec"].get("hostname") or pod["metadata"]["name"]
-        sandbox = Sandbox.create(pod_dir, hostname, [os.path.join(d, "cgroup.procs") for d in holder_cg.dirs()],
-                                 attempt, share_pid=bool(pod["spec"].get("shareProcessNamespace")))
+        write_file(os.path.join(pod_dir, SANDBOX_CONFIG), config.to_json())   # lets GC clean up later
+        write_file(os.path.join(pod_dir, "etc", "hostname"), config.hostname + "\n")
+        write_file(os.path.join(pod_dir, "etc", "resolv.conf"), config.dns_config.resolv_conf())
+        holder_cg = self.cgroups.sandbox(self._pod_cgroup(config))
+        sandbox = Sandbox.create(pod_dir, config.hostname, [os.path.join(d, "cgroup.procs") for d in holder_cg.dirs()],
+                                 meta.attempt, share_pid=config.linux.share_process_namespace)
         try:
-            result = self.cni.add(self.container_id(pod), sandbox.netns_path, "eth0",
-                                  cni_args={"K8S_POD_NAMESPACE": pod["metadata"]["namespace"],
-                                            "K8S_POD_NAME": pod["metadata"]["name"],
-                                            "K8S_POD_UID": pod["metadata"]["uid"]})
+            result = self.cni.add(self.container_id(meta), sandbox.netns_path, "eth0",
+                                  cni_args={"K8S_POD_NAMESPACE": meta.namespace, "K8S_POD_NAME": meta.name,
+                                            "K8S_POD_UID": meta.uid})
         except Exception:
             sandbox.destroy()
             raise
@@ -117,79 +136,63 @@ class PodRuntime:
         address, prefix = ip4["address"].split("/")
         return sandbox, PodNetwork(address, int(prefix), ip4.get("gateway"))
 
-    def sandbox(self, pod: dict) -> Sandbox | None:
-        return Sandbox.load(self.pod_dir(pod))
+    def sandbox(self, meta: PodSandboxMetadata) -> Sandbox | None:
+        return Sandbox.load(self.pod_dir(meta))
 
     @staticmethod
-    def container_id(pod: dict) -> str:
-        return pod["metadata"]["uid"]
+    def container_id(meta: PodSandboxMetadata) -> str:
+        return meta.uid
 
-    def stop_sandbox(self, pod: dict, sandbox: Sandbox) -> None:
+    def stop_sandbox(self, config: PodSandboxConfig, sandbox: Sandbox) -> None:
         """CNI DEL (tolerant of a vanished netns) and holder teardown."""
         try:
-            self.cni.delete(self.container_id(pod), sandbox.netns_path, "eth0")
+            self.cni.delete(self.container_id(config.metadata), sandbox.netns_path, "eth0")
         except Exception as exc:
-            log.warning("CNI DEL for %s: %s", pod["metadata"]["name"], exc)
+            log.warning("CNI DEL for %s: %s", config.metadata.name, exc)
         sandbox.destroy()
 
     # ---- containers --------------------------------------------------------------------------------------------
-    def container_dir(self, pod: dict, name: str) -> str:
-        return os.path.join(self.pod_dir(pod), "containers", name)
+    def container_dir(self, meta: PodSandboxMetadata, name: str) -> str:
+        return os.path.join(self.pod_dir(meta), "containers", name)
 
-    def start_container(self, pod: dict, container: dict, sandbox: Sandbox, attempt: int, argv: list[str],
-                        env: dict[str, str], mounts: list[dict], oom_score_adj: int | None) -> ContainerProcess:
-        """Start one attempt in its own cgroup and root; then the postStart hook (failure: killed, raised)."""
-        res = replace(qos.container_resources(container), pids_limit=self.pids_limit)
-        cg = self.cgroups.container(self.pod_cgroup(pod), container["name"], res)
+    def start_container(self, sandbox_config: PodSandboxConfig, config: ContainerConfig,
+                        sandbox: Sandbox) -> ContainerProcess:
+        """Start one attempt in its own cgroup and root, in the sandbox's namespaces (CreateContainer +
+        StartContainer). Raises StartError when the shim cannot start it."""
+        name = config.metadata.name
+        res = config.linux.resources.cgroup_values()
+        if res.pids_limit is None:
+            res = replace(res, pids_limit=self.pids_limit)
+        cg = self.cgroups.container(self._pod_cgroup(sandbox_config), name, res)
         if cg.pids():   # a previous attempt's leftovers (e.g. an exec that outlived it) do not join the new one
             cg.kill_all()
-        shm = os.path.join(self.pod_dir(pod), "shm")
+        pod_dir = self.pod_dir(sandbox_config.metadata)
+        shm = os.path.join(pod_dir, "shm")
         os.makedirs(shm, mode=0o1777, exist_ok=True)
         os.chmod(shm, 0o1777)
-        spec = {"argv": argv, "env": env, "sandbox_pid": sandbox.holder_pid, "mounts": mounts,
+        etc = os.path.join(pod_dir, "etc")
+        mounts = [Mount("/etc/hostname", os.path.join(etc, "hostname")),
+                  Mount("/etc/resolv.conf", os.path.join(etc, "resolv.conf"))] + list(config.mounts)
+        sc = config.linux.security_context
+        spec = {"argv": config.command, "env": config.envs, "sandbox_pid": sandbox.holder_pid,
+                "mounts": [_shim_mount(m) for m in mounts],
                 "cgroup_procs": [os.path.join(d, "cgroup.procs") for d in cg.dirs()], "shm": shm,
-                "workdir": container.get("workingDir"), "oom_score_adj": oom_score_adj,
-                "share_pid": bool(pod["spec"].get("shareProcessNamespace")),
-                "termination_message_path": container.get("terminationMessagePath", "/dev/termination-log"),
-                "readonly_root": bool((container.get("securityContext") or {}).get("readOnlyRootFilesystem")),
-                **security(pod, container)}
-        proc = ContainerProcess.start(self.container_dir(pod, container["name"]), container["name"], attempt, spec)
-        hook = (container.get("lifecycle") or {}).get("postStart")
-        if hook:
-            error = self.run_hook(pod, container, proc, hook, timeout=float(
-                pod["spec"].get("terminationGracePeriodSeconds", 30)) or 30.0)
-            if error:
-                self.stop_container(pod, proc, 0, run_pre_stop=False)
-                raise PostStartHookError(f"PostStartHookError: {error}")
-        return proc
+                "workdir": config.working_dir, "oom_score_adj": config.linux.resources.oom_score_adj,
+                "share_pid": sandbox_config.linux.share_process_namespace, "host_pid": sandbox_config.linux.host_pid,
+                "termination_message_path": config.termination_message_path,
+                "readonly_root": sc.readonly_rootfs, **credentials(sc)}
+        return ContainerProcess.start(self.container_dir(sandbox_config.metadata, name), name,
+                                      config.metadata.attempt, spec)
 
-    # ---- hooks and exec ----------------------------------------------------------------------------------------
-    def run_hook(self, pod: dict, container: dict, proc: ContainerProcess, handler: dict,
-                 timeout: float) -> str | None:
-        """Run a lifecycle handler (exec or httpGet); None on success, else why it failed."""
-        try:
-            if "exec" in handler:
-                code, out = self.exec_in(pod, container, proc, list(handler["exec"].get("command") or []), timeout)
-                return None if code == 0 else f"command {handler['exec'].get('command')} exited {code}: " \
-                                              f"{out.strip()[-500:]}"
-            if "httpGet" in handler:
-                return _http_hook(pod, container, handler["httpGet"], timeout)
-            if "sleep" in handler:
-                time.sleep(min(float(handler["sleep"].get("seconds", 0)), timeout))
-                return None
-        except (OSError, subprocess.SubprocessError, ValueError) as exc:
-            return str(exc) or type(exc).__name__
-        return "handler has no exec, httpGet or sleep action"
-
-    def exec_in(self, pod: dict, container: dict, proc: ContainerProcess, argv: list[str],
-                timeout: float) -> tuple[int, str]:
+    def exec_sync(self, sandbox_config: PodSandboxConfig, proc: ContainerProcess, argv: list[str], timeout: float,
+                  security: LinuxContainerSecurityContext, working_dir: str | None = None) -> tuple[int, str]:
         """Run `argv` inside the running container (its cgroup, namespaces, root, user, capabilities) like
         `runc exec`; returns (exit code, stdout+stderr). On timeout everything it started is killed."""
         if not argv:
             raise ValueError("empty command")
-        cg = self.container_cgroup(pod, container["name"])
-        spec = exec_spec(pod, container, proc, argv, [os.path.join(d, "cgroup.procs") for d in cg.dirs()] if cg
-                         else [])
+        cg = self.container_cgroup(sandbox_config, proc.name)
+        spec = exec_spec(proc, argv, security, working_dir, sandbox_config.linux.share_process_namespace,
+                         [os.path.join(d, "cgroup.procs") for d in cg.dirs()] if cg else [])
         fd, path = tempfile.mkstemp(prefix=".exec-", suffix=".json", dir=proc.dir)
         with os.fdopen(fd, "w") as f:
             json.dump(spec, f)
@@ -206,83 +209,72 @@ class PodRuntime:
             os.unlink(path)
         return p.returncode, out.decode(errors="replace")
 
-    def container_cgroup(self, pod: dict, name: str) -> cgroups.Cgroup | None:
-        return self.cgroups.find(f"{self.pod_cgroup_path(pod)}/{name}")
+    def container_cgroup(self, sandbox_config: PodSandboxConfig, name: str) -> cgroups.Cgroup | None:
+        return self.cgroups.find(f"{self.pod_cgroup_path(sandbox_config)}/{name}")
 
-    def pod_cgroup_path(self, pod: dict) -> str:
-        tier = {"Guaranteed": "", "Burstable": "burstable/", "BestEffort": "besteffort/"}[qos.qos_class(pod)]
-        return f"{self.node_cgroup.path}/{tier}pod{pod['metadata']['uid']}"
+    def stop_container(self, sandbox_config: PodSandboxConfig, proc: ContainerProcess, grace: float) -> None:
+        """SIGTERM, `grace` seconds, then SIGKILL of everything in the container's cgroup (no stray children).
+        Hooks are the node agent's: it runs preStop before calling this with what is left of the grace."""
+        cg = self.container_cgroup(sandbox_config, proc.name)
+        sigterm_then_kill(proc, grace, lambda: cg.kill_all() if cg else None)
 
-    def stop_container(self, pod: dict, c: ContainerProcess, grace: float, run_pre_stop: bool = True) -> None:
-        """preStop hook, SIGTERM, the rest of `grace` seconds, then SIGKILL of everything in the container's
-        cgroup (no stray children). The hook's time counts against the grace period, as in kubelet."""
-        cg = self.container_cgroup(pod, c.name)
-        container = find_container(pod, c.name)
-        hook = ((container or {}).get("lifecycle") or {}).get("preStop")
-        if run_pre_stop and hook and grace > 0 and c.running():
-            begin = time.monotonic()
-            error = self.run_hook(pod, container, c, hook, timeout=grace)
-            if error:
-                log.warning("preStop hook of %s/%s failed: %s", pod["metadata"]["name"], c.name, error)
-            grace = max(grace - (time.monotonic() - begin), MIN_GRACE_AFTER_PRESTOP)
-        sigterm_then_kill(c, grace, lambda: cg.kill_all() if cg else None)
-
-    def oom_kills(self, pod: dict, name: str) -> int:
-        cg = self.container_cgroup(pod, name)
+    def oom_kills(self, sandbox_config: PodSandboxConfig, name: str) -> int:
+        cg = self.container_cgroup(sandbox_config, name)
         return cg.oom_kill_count() if cg else 0
 
-    def usage(self, pod: dict) -> dict:
-        """CPU seconds and memory working set of the pod and each running container, from their cgroups:
-        {"cpu_seconds", "memory_working_set_bytes", "containers": {name: {same keys}}}."""
+    def usage(self, sandbox_config: PodSandboxConfig, containers: list[str]) -> dict:
+        """CPU seconds and memory working set of the pod and the named containers, from their cgroups:
+        {"cpu_seconds", "memory_working_set_bytes", "containers": {name: {same keys}}} (zeros when gone)."""
         def read(cg: cgroups.Cgroup | None) -> dict:
             u = cg.usage() if cg else None
             return {"cpu_seconds": u.cpu_seconds if u else 0.0,
                     "memory_working_set_bytes": u.memory_working_set_bytes if u else 0}
-        containers = {c["name"]: read(self.container_cgroup(pod, c["name"])) for c in pod["spec"]["containers"]}
-        return dict(read(self.cgroups.find(self.pod_cgroup_path(pod))), containers=containers)
+        return dict(read(self.cgroups.find(self.pod_cgroup_path(sandbox_config))),
+                    containers={n: read(self.container_cgroup(sandbox_config, n)) for n in containers})
 
     # ---- whole pods --------------------------------------------------------------------------------------------
-    def remove_pod(self, pod: dict) -> None:
-        """Everything the pod had: processes, network attachment, sandbox, cgroups, files."""
-        pod_dir = self.pod_dir(pod)
-        cg = self.cgroups.find(self.pod_cgroup_path(pod))
+    def remove_pod(self, config: PodSandboxConfig) -> None:
+        """Everything the pod had: processes, network attachment, sandbox, cgroups, mounts and files."""
+        pod_dir = self.pod_dir(config.metadata)
+        cg = self.cgroups.find(self.pod_cgroup_path(config))
         if cg:
             cg.kill_all()
         sandbox = Sandbox.load(pod_dir)
         if sandbox:
-            self.stop_sandbox(pod, sandbox)
+            self.stop_sandbox(config, sandbox)
         else:
             try:
-                self.cni.delete(self.container_id(pod), os.path.join(pod_dir, "netns"), "eth0")
+                self.cni.delete(self.container_id(config.metadata), os.path.join(pod_dir, "netns"), "eth0")
             except Exception as exc:
-                log.warning("CNI DEL for %s: %s", pod["metadata"]["name"], exc)
+                log.warning("CNI DEL for %s: %s", config.metadata.name, exc)
         if cg:
             cg.remove()
-        from nodeagent import volumes  # the volume manager's mounts live under the pod dir
-        volumes.teardown(pod_dir)
-        shutil.rmtree(pod_dir, ignore_errors=True)
+        self._remove_dir(pod_dir)
         reap()
+
+    def remove_pod_dir(self, entry: str) -> PodSandboxConfig | None:
+        """Remove a pod directory found on disk (GC of pods that are gone): with its sandbox config, everything
+        as `remove_pod`; without one, its mounts and files. Returns the config it found."""
+        try:
+            with open(os.path.join(self.pods_dir, entry, SANDBOX_CONFIG)) as f:
+                config = PodSandboxConfig.from_json(f.read())
+        except (OSError, ValueError, TypeError, KeyError):
+            self._remove_dir(os.path.join(self.pods_dir, entry))
+            return None
+        self.remove_pod(config)
+        return config
+
+    @staticmethod
+    def _remove_dir(pod_dir: str) -> None:
+        """Release whatever is still mounted below the pod directory (deepest first), then remove it: rmtree never
+        walks into a mount."""
+        for point in reversed(linux.mountpoints()):
+            if point.startswith(pod_dir + "/"):
+                try:
+                    linux.umount(point)
+                except OSError as exc:
+                    log.warning("unmounting %s: %s", point, exc)
+        shutil.rmtree(pod_dir, ignore_errors=True)
 
     def known_pod_dirs(self) -> list[str]:
         return sorted(os.listdir(self.pods_dir)) if os.path.isdir(self.pods_dir) else []
-
-
-def _http_hook(pod: dict, container: dict, get: dict, timeout: float) -> str | None:
-    """A hook's httpGet, sent from the node to the pod (host defaults to the pod IP); 2xx/3xx is success."""
-    host = get.get("host") or (pod.get("status") or {}).get("podIP")
-    if not host:
-        return "httpGet: the pod has no IP"
-    port = get.get("port")
-    if isinstance(port, str) and not port.isdigit():
-        named = [p["containerPort"] for p in container.get("ports") or [] if p.get("name") == port]
-        if not named:
-            return f"httpGet: no container port named {port!r}"
-        port = named[0]
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        headers = {h["name"]: h["value"] for h in get.get("httpHeaders") or []}
-        conn.request("GET", get.get("path") or "/", headers=headers)
-        status = conn.getresponse().status
-    finally:
-        conn.close()
-    return None if 200 <= status < 400 else f"httpGet {get.get('path') or '/'}: HTTP {status}"

@@ -18,7 +18,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from runtime.cgroups import Cgroup, CgroupDriver, Resources, V2Driver, cleanup_node, detect, exit_reason, is_cgroup2  # noqa: E402
-from runtime.qos import container_resources, pod_resources, qos_class  # noqa: E402
+from nodeagent.qos import container_resources, pod_resources, qos_class  # noqa: E402
 
 pytestmark = [
     pytest.mark.root,

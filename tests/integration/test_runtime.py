@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from kemu.testing import KEMU
+from nodeagent.kuberuntime import sandbox_config, sandbox_metadata
 from runtime import cgroups
 
 pytestmark = pytest.mark.root
@@ -160,7 +161,7 @@ spec:
     time.sleep(1)
     fraction = cpu_fraction(capped)
     print(f"cpu limit 200m: {fraction:.3f} CPU")
-    usage = node_runtime(kemu_lab).usage(kemu_lab.get("Pod", "capped"))
+    usage = node_runtime(kemu_lab).usage(sandbox_config(kemu_lab.get("Pod", "capped"), "", ""), ["c"])
     assert usage["cpu_seconds"] >= usage["containers"]["c"]["cpu_seconds"] > 1.0
     assert 0 < usage["containers"]["c"]["memory_working_set_bytes"] < 2**30
     assert 0.18 <= fraction <= 0.22, fraction
@@ -416,7 +417,8 @@ spec:
         wait_terminated(kemu_lab, "msg", name)
     rt = node_runtime(kemu_lab)
     pod = kemu_lab.get("Pod", "msg")
-    messages = {c["name"]: ContainerProcess.latest(rt.container_dir(pod, c["name"]), c["name"]).termination_message(
+    meta = sandbox_metadata(pod)
+    messages = {c["name"]: ContainerProcess.latest(rt.container_dir(meta, c["name"]), c["name"]).termination_message(
         c.get("terminationMessagePolicy", "File")) for c in pod["spec"]["containers"]}
     assert messages == {"file": "bye\n", "fallback": "last words", "custom": "custom\n"}
     assert wait_terminated(kemu_lab, "msg", "file").get("message") == "bye\n", "the worker reports it"

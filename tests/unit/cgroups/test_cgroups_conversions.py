@@ -1,7 +1,7 @@
 """Unit conversions against kubelet's / runc's numbers."""
 import pytest
 
-from runtime import qos
+from nodeagent import qos
 from runtime.cgroups import cpu_quota, cpu_shares, cpu_weight
 
 

@@ -4,7 +4,7 @@ import pytest
 from kemu.api.quantity import bytes_of as parse_bytes
 from kemu.api.quantity import cpu_millis as parse_cpu_millis
 from runtime.cgroups import Resources
-from runtime.qos import container_resources, oom_score_adj, pod_resources, qos_class
+from nodeagent.qos import container_resources, oom_score_adj, pod_resources, qos_class
 
 Mi, Gi = 2**20, 2**30
 

@@ -74,7 +74,7 @@ def test_missing_configmap_blocks_only_its_container_until_it_appears(tmp_path):
     objs = {("ConfigMap", "ns", "cfg"): cm({"a": "1"})}
     volumes.refresh(p, str(tmp_path), lookup_of(objs))
     [m] = volumes.container_mounts(p, p["spec"]["containers"][0], str(tmp_path))
-    assert m["target"] == "/etc/cfg" and m["readonly"] and os.path.isfile(os.path.join(m["source"], "a"))
+    assert m.container_path == "/etc/cfg" and m.readonly and os.path.isfile(os.path.join(m.host_path, "a"))
 
 
 def test_optional_configmap_and_secret_decoding(tmp_path):
@@ -111,8 +111,8 @@ def test_subpath_binds_the_resolved_file_and_rejects_escapes(tmp_path):
     objs = {("ConfigMap", "ns", "cfg"): cm({"app.conf": "v1"})}
     volumes.prepare(p, str(tmp_path), lookup_of(objs))
     sub, scratch = volumes.container_mounts(p, p["spec"]["containers"][0], str(tmp_path))
-    assert "..data" not in sub["source"] and open(sub["source"]).read() == "v1"
-    assert os.path.isdir(scratch["source"]) and scratch["source"].endswith("empty-dir/scratch/x/y")
+    assert "..data" not in sub.host_path and open(sub.host_path).read() == "v1"
+    assert os.path.isdir(scratch.host_path) and scratch.host_path.endswith("empty-dir/scratch/x/y")
     vdir = tmp_path / "volumes" / "empty-dir" / "scratch"
     os.symlink("/etc", vdir / "link")
     p["spec"]["containers"][0]["volumeMounts"] = [{"name": "scratch", "mountPath": "/d", "subPath": "link"}]

@@ -1,8 +1,9 @@
-"""Kubernetes QoS for kemu: quantity parsing, QoS class, cgroup resources, oom_score_adj.
+"""Kubernetes QoS on the node agent's side: QoS class, cgroup values from pod resources, oom_score_adj.
 
-Mirrors upstream: pkg/apis/core/v1/helper/qos (ComputePodQOS), pkg/kubelet/qos/policy.go
-(GetContainerOOMScoreAdjust), component-helpers resource.PodRequests/PodLimits and
-k8s.io/apimachinery resource.Quantity (Value/MilliValue round up). Pure functions.
+The runtime gets the results as CRI values (nodeagent/kuberuntime.py); it never sees pod resources. Mirrors
+upstream: pkg/apis/core/v1/helper/qos (ComputePodQOS), pkg/kubelet/qos/policy.go (GetContainerOOMScoreAdjust),
+component-helpers resource.PodRequests/PodLimits and k8s.io/apimachinery resource.Quantity (Value/MilliValue round
+up). Pure functions.
 """
 from __future__ import annotations
 
