@@ -26,7 +26,7 @@ from nodeagent.status import TERMINAL, ContainerState, PodState, StatusManager, 
 from nodeagent.volumes import Lookup
 from runtime.container import ContainerProcess, ExitStatus
 from runtime.pods import PodRuntime
-from runtime.process import StartError
+from runtime.process import CreateContainerError, StartError
 from runtime.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
@@ -384,6 +384,10 @@ class PodWorker:
         try:
             proc = deps.runtime.start_container(self.sandbox_config, config, self.sandbox)
             self.hooks.post_start(self.sandbox_config, seen, container, proc)
+        except CreateContainerError as exc:
+            cs.waiting_reason, cs.waiting_message = "CreateContainerError", str(exc)
+            deps.record(pod, "Warning", "Failed", f"Error: {exc}")
+            return
         except StartError as exc:
             now = time.time()
             self._set_last(cs, {"exitCode": 128, "reason": "StartError", "message": str(exc),

@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 
 from runtime import cgroups, linux
 from runtime.cnilib import CNIConfig
-from runtime.names import path_component
 from runtime.container import ContainerProcess, sigterm_then_kill
 from runtime.cri import ContainerConfig, LinuxContainerSecurityContext, Mount, PodSandboxConfig, PodSandboxMetadata
-from runtime.process import SHIM, reap
+from runtime.names import path_component
+from runtime.process import SHIM, CreateContainerError, reap
 from runtime.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
@@ -158,8 +158,14 @@ class PodRuntime:
     def start_container(self, sandbox_config: PodSandboxConfig, config: ContainerConfig,
                         sandbox: Sandbox) -> ContainerProcess:
         """Start one attempt in its own cgroup and root, in the sandbox's namespaces (CreateContainer +
-        StartContainer). Raises StartError when the shim cannot start it."""
+        StartContainer). Raises CreateContainerError for a configuration the kernel cannot take (an unknown
+        capability, as containerd does: the API server does not check capability names) and StartError when the shim
+        cannot start it."""
         name = config.metadata.name
+        sc = config.linux.security_context
+        unknown = linux.unknown_capabilities(list(sc.capabilities_add) + list(sc.capabilities_drop))
+        if unknown:
+            raise CreateContainerError(f'unknown capability "CAP_{str(unknown[0]).upper().removeprefix("CAP_")}"')
         res = config.linux.resources.cgroup_values()
         if res.pids_limit is None:
             res = replace(res, pids_limit=self.pids_limit)
@@ -173,7 +179,6 @@ class PodRuntime:
         etc = os.path.join(pod_dir, "etc")
         mounts = [Mount("/etc/hostname", os.path.join(etc, "hostname")),
                   Mount("/etc/resolv.conf", os.path.join(etc, "resolv.conf"))] + list(config.mounts)
-        sc = config.linux.security_context
         spec = {"argv": config.command, "env": config.envs, "sandbox_pid": sandbox.holder_pid,
                 "mounts": [_shim_mount(m) for m in mounts],
                 "cgroup_procs": [os.path.join(d, "cgroup.procs") for d in cg.dirs()], "shm": shm,

@@ -24,6 +24,11 @@ class StartError(RuntimeError):
     """A sandbox or container could not be started; the message says why."""
 
 
+class CreateContainerError(ValueError):
+    """The runtime refuses the container's configuration before starting anything (containerd's CreateContainer
+    errors, e.g. an unknown capability); the container stays Waiting with reason CreateContainerError."""
+
+
 def spawn_shim(mode: str, spec: dict, spec_dir: str, stdout: int | None = None) -> dict:
     """Run the shim in `mode` with `spec`, detached from the agent (own session), and wait for its start report."""
     r, w = os.pipe()

@@ -17,7 +17,6 @@ from kemu.api.meta import (
 )
 from kemu.api.network import NODEPORT_RANGE, SERVICE_NETWORK
 from kemu.api.quantity import parse_quantity
-from runtime.linux import unknown_capabilities
 
 AGNHOST_IMAGE = re.compile(r"^(docker\.io/|registry\.k8s\.io/e2e-test-images/)?(kemu/)?agnhost(:[\w.-]+)?$")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
@@ -49,6 +48,8 @@ def validate(obj: dict) -> Problems:
     if kind in LABEL_NAMED and not is_dns1123_label(name):
         problems.append(("metadata.name", f"{name!r} is not a DNS-1123 label: use lower-case letters, digits and "
                                           "'-', start and end alphanumeric, at most 63 characters"))
+    elif kind in RBAC_KINDS:
+        _path_segment_name(name, problems)
     elif kind not in LABEL_NAMED and not is_dns1123_subdomain(name):
         problems.append(("metadata.name", f"{name!r} is not a DNS-1123 subdomain: use lower-case letters, digits, "
                                           "'-' and '.', at most 253 characters"))
@@ -183,12 +184,6 @@ def _container(c: dict, path: str, seen: set[str], volumes: set[str], problems: 
         problems.append((f"{path}.terminationMessagePath", "must be an absolute path without '..'"))
     if c.get("terminationMessagePolicy", "File") not in ("File", "FallbackToLogsOnError"):
         problems.append((f"{path}.terminationMessagePolicy", "must be File or FallbackToLogsOnError"))
-    caps = ((c.get("securityContext") or {}).get("capabilities") or {})
-    for field in ("add", "drop"):
-        unknown = unknown_capabilities(caps.get(field))
-        if unknown:
-            problems.append((f"{path}.securityContext.capabilities.{field}", f"unknown capabilities {unknown}: use "
-                                                                             "names like NET_ADMIN or ALL"))
     resources = c.get("resources") or {}
     for section in ("requests", "limits"):
         for res, q in (resources.get(section) or {}).items():
@@ -453,3 +448,115 @@ def _cronjob(obj: dict, problems: Problems) -> None:
 
 _CHECKS.update({"ReplicaSet": _replicaset, "Deployment": _deployment, "DaemonSet": _daemonset, "Job": _job,
                 "CronJob": _cronjob})
+
+
+# ---- RBAC (rbac.authorization.k8s.io/v1) and ServiceAccounts: upstream's pkg/apis/rbac/validation ----------------
+RBAC_GROUP = "rbac.authorization.k8s.io"
+RBAC_KINDS = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+
+
+def _path_segment_name(name: str, problems: Problems) -> None:
+    """RBAC names are path segments (`system:basic-user` is fine): not `.` or `..`, no `/` or `%`."""
+    if name in (".", ".."):
+        problems.append(("metadata.name", f"Invalid value: {name!r}: may not be '.' or '..'"))
+    for bad in ("/", "%"):
+        if bad in name:
+            problems.append(("metadata.name", f"Invalid value: {name!r}: may not contain '{bad}'"))
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _policy_rules(obj: dict, problems: Problems, namespaced: bool) -> None:
+    rules = obj.get("rules")
+    if rules is None:
+        return
+    if not isinstance(rules, list):
+        problems.append(("rules", "Invalid value: must be a list of rules"))
+        return
+    for i, rule in enumerate(rules):
+        path = f"rules[{i}]"
+        if not isinstance(rule, dict):
+            problems.append((path, "Invalid value: must be an object"))
+            continue
+        for field in ("verbs", "apiGroups", "resources", "resourceNames", "nonResourceURLs"):
+            if rule.get(field) is not None and not _strings(rule[field]):
+                problems.append((f"{path}.{field}", "Invalid value: must be a list of strings"))
+        if not rule.get("verbs"):
+            problems.append((f"{path}.verbs", "Required value: verbs must contain at least one value"))
+        urls = rule.get("nonResourceURLs") or []
+        if urls:
+            if namespaced:
+                problems.append((f"{path}.nonResourceURLs", f"Invalid value: {urls}: namespaced rules cannot apply "
+                                                             "to non-resource URLs"))
+            if rule.get("apiGroups") or rule.get("resources") or rule.get("resourceNames"):
+                problems.append((f"{path}.nonResourceURLs", f"Invalid value: {urls}: rules cannot apply to both "
+                                                             "regular resources and non-resource URLs"))
+            continue
+        if not rule.get("apiGroups"):
+            problems.append((f"{path}.apiGroups", "Required value: resource rules must supply at least one api "
+                                                  "group"))
+        if not rule.get("resources"):
+            problems.append((f"{path}.resources", "Required value: resource rules must supply at least one "
+                                                  "resource"))
+
+
+def _role(obj: dict, problems: Problems) -> None:
+    _policy_rules(obj, problems, namespaced=True)
+
+
+def _cluster_role(obj: dict, problems: Problems) -> None:
+    _policy_rules(obj, problems, namespaced=False)
+    agg = obj.get("aggregationRule")
+    if agg is not None and (not isinstance(agg, dict) or not isinstance(agg.get("clusterRoleSelectors") or [],
+                                                                        list)):
+        problems.append(("aggregationRule.clusterRoleSelectors", "Invalid value: must be a list of label "
+                                                                 "selectors"))
+
+
+def _binding(obj: dict, problems: Problems) -> None:
+    cluster = obj["kind"] == "ClusterRoleBinding"
+    ref = obj.get("roleRef")
+    if not isinstance(ref, dict):
+        problems.append(("roleRef", "Required value"))
+    else:
+        if ref.get("apiGroup") != RBAC_GROUP:
+            problems.append(("roleRef.apiGroup", f'Unsupported value: "{ref.get("apiGroup") or ""}": supported '
+                                                 f'values: "{RBAC_GROUP}"'))
+        kinds = ("ClusterRole",) if cluster else ("Role", "ClusterRole")
+        if ref.get("kind") not in kinds:
+            problems.append(("roleRef.kind", f'Unsupported value: "{ref.get("kind") or ""}": supported values: '
+                                             + ", ".join(f'"{k}"' for k in kinds)))
+        if not ref.get("name"):
+            problems.append(("roleRef.name", "Required value"))
+    subjects = obj.get("subjects") or []
+    if not isinstance(subjects, list):
+        problems.append(("subjects", "Invalid value: must be a list of subjects"))
+        return
+    for i, subject in enumerate(subjects):
+        path = f"subjects[{i}]"
+        if not isinstance(subject, dict):
+            problems.append((path, "Invalid value: must be an object"))
+            continue
+        kind, group, name = subject.get("kind"), subject.get("apiGroup") or "", subject.get("name")
+        if not name:
+            problems.append((f"{path}.name", "Required value"))
+        if kind == "ServiceAccount":
+            if group:
+                problems.append((f"{path}.apiGroup", f'Unsupported value: "{group}": supported values: ""'))
+            if name and not is_dns1123_subdomain(name):
+                problems.append((f"{path}.name", f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain"))
+            if cluster and not subject.get("namespace"):
+                problems.append((f"{path}.namespace", "Required value"))
+        elif kind in ("User", "Group"):
+            if group != RBAC_GROUP:
+                problems.append((f"{path}.apiGroup", f'Unsupported value: "{group}": supported values: '
+                                                     f'"{RBAC_GROUP}"'))
+        else:
+            problems.append((f"{path}.kind", f'Unsupported value: "{kind or ""}": supported values: '
+                                             '"ServiceAccount", "User", "Group"'))
+
+
+_CHECKS.update({"Role": _role, "ClusterRole": _cluster_role, "RoleBinding": _binding,
+                "ClusterRoleBinding": _binding})

