@@ -52,6 +52,10 @@ class NodeConfig:
     tls_cert_file: str = ""           # tlsCertFile: serving certificate (SANs: node IP, node name)
     tls_private_key_file: str = ""    # tlsPrivateKeyFile
     client_ca_file: str = ""          # authentication.x509.clientCAFile: clients must present a cert it signed
+    # service-account tokens: the agent signs its pods' bound tokens with this key ("" = placeholder tokens) and
+    # projects root_ca_file as their ca.crt (the API server's CA)
+    service_account_key_file: str = ""
+    root_ca_file: str = ""
 
     @property
     def pods_dir(self) -> str:

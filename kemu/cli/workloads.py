@@ -1,17 +1,24 @@
-"""`kemu` subcommands for workload controllers (rollout, scale, set command) and the node DNS daemon."""
+"""`kemu rollout|scale|set command`: driving workload controllers (Deployments, DaemonSets, ReplicaSets)."""
 from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import time
+
+from kemu.cli.common import (
+    CLIError,
+    namespace_of,
+    open_client,
+    resolve_kind,
+    split_kind_name,
+)
 
 ROLLABLE = ("Deployment", "DaemonSet")
 TEMPLATED = ("Deployment", "DaemonSet", "ReplicaSet")
 
 
-def register(sub: argparse._SubParsersAction, lab: argparse._SubParsersAction) -> None:
-    """Add this module's subcommands to kemu's parser (`sub`) and to `kemu lab` (`lab`)."""
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add rollout, scale and set to kemu's parser."""
     def target(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("kind", help="deployment/NAME, or KIND NAME")
         parser.add_argument("name", nargs="?")
@@ -56,24 +63,17 @@ def register(sub: argparse._SubParsersAction, lab: argparse._SubParsersAction) -
     command.add_argument("command", nargs="*", help="after --: the new command (or args)")
     command.set_defaults(func=cmd_set_command)
 
-    dns = sub.add_parser("dns", help="run a node's cluster DNS server (inside the node's network namespace)")
-    dns.add_argument("--node-config", required=True)
-    dns.add_argument("--port", type=int, default=53)
-    dns.add_argument("--host-mode", action="store_true", help="the node owns this host's root network namespace")
-    dns.set_defaults(func=cmd_dns)
-
 
 # ---- helpers -------------------------------------------------------------------------------------------------------
 def _target(args: argparse.Namespace, allowed: tuple[str, ...]) -> tuple[object, dict]:
-    from kemu.cli import CLIError, _client, _kind, _namespace, _split_kind_name
-    kind_name, name = _split_kind_name(args.kind, args.name)
+    kind_name, name = split_kind_name(args.kind, args.name)
     if not name:
         raise CLIError("error: give KIND/NAME, e.g. deployment/web")
-    kind = _kind(kind_name)
+    kind = resolve_kind(kind_name)
     if kind.name not in allowed:
         raise CLIError(f'error: no {args.verb} support for {kind.plural}: use {", ".join(k.lower() for k in allowed)}')
-    client = _client(args)
-    obj = client.get(kind, _namespace(args), name)
+    client = open_client(args)
+    obj = client.get(kind, namespace_of(args), name)
     if obj is None:
         raise CLIError(f'Error from server (NotFound): {kind.plural}.{kind.group} "{name}" not found')
     return client, obj
@@ -161,7 +161,6 @@ def daemonset_rollout_state(ds: dict, pods: list[dict]) -> tuple[bool, str]:
 
 
 def cmd_rollout_status(args: argparse.Namespace) -> int:
-    from kemu.cli import CLIError
     client, obj = _target(args, ROLLABLE)
     deadline = time.monotonic() + args.timeout
     last = ""
@@ -189,8 +188,12 @@ def cmd_rollout_status(args: argparse.Namespace) -> int:
 
 
 def cmd_rollout_history(args: argparse.Namespace) -> int:
-    from kemu.cli import CLIError, printers
-    from kemu.controllers.deployment import CHANGE_CAUSE, revision_of, without_hash_label
+    from kemu.cli.printers import dump
+    from kemu.controllers.deployment import (
+        CHANGE_CAUSE,
+        revision_of,
+        without_hash_label,
+    )
     client, d = _target(args, ("Deployment",))
     rss = _replicasets(client, d)
     if args.revision:
@@ -199,7 +202,7 @@ def cmd_rollout_history(args: argparse.Namespace) -> int:
             raise CLIError(f"error: unable to find the specified revision {args.revision}")
         print(f"{_ref(d)} with revision #{args.revision}")
         print("Pod Template:")
-        print(printers.dump(without_hash_label(rs["spec"]["template"]), "yaml"))
+        print(dump(without_hash_label(rs["spec"]["template"]), "yaml"))
         return 0
     print(_ref(d))
     rows = [["REVISION", "CHANGE-CAUSE"]] + [
@@ -210,7 +213,6 @@ def cmd_rollout_history(args: argparse.Namespace) -> int:
 
 
 def cmd_rollout_undo(args: argparse.Namespace) -> int:
-    from kemu.cli import CLIError
     from kemu.controllers.deployment import revision_of, without_hash_label
     client, d = _target(args, ("Deployment",))
     rss = _replicasets(client, d)
@@ -237,7 +239,6 @@ def cmd_rollout_undo(args: argparse.Namespace) -> int:
 
 def cmd_rollout_toggle(args: argparse.Namespace) -> int:
     from kemu.api.timeutil import now_rfc3339
-    from kemu.cli import CLIError
     verb = args.verb_name
     client, obj = _target(args, ROLLABLE if verb == "restart" else ("Deployment",))
     if verb in ("pause", "resume"):
@@ -264,7 +265,6 @@ def cmd_rollout_toggle(args: argparse.Namespace) -> int:
 
 # ---- scale, set ----------------------------------------------------------------------------------------------------
 def cmd_scale(args: argparse.Namespace) -> int:
-    from kemu.cli import CLIError
     if args.replicas < 0:
         raise CLIError("error: --replicas must be a non-negative integer")
     client, obj = _target(args, ("Deployment", "ReplicaSet"))
@@ -279,7 +279,6 @@ def cmd_scale(args: argparse.Namespace) -> int:
 def cmd_set_command(args: argparse.Namespace) -> int:
     from kemu.api.defaults import apply_defaults
     from kemu.api.validation import validate
-    from kemu.cli import CLIError
     if not args.command:
         raise CLIError("usage: kemu set command deploy/NAME [-c CONTAINER] [--args] -- CMD...")
     client, obj = _target(args, TEMPLATED)
@@ -299,16 +298,4 @@ def cmd_set_command(args: argparse.Namespace) -> int:
             raise CLIError(f"error: {_ref(live)}: {problems[0][0]}: {problems[0][1]}")
     _mutate(client, obj, edit)
     print(f"{_ref(obj)} {field} updated")
-    return 0
-
-
-def cmd_dns(args: argparse.Namespace) -> int:
-    from clusterdns.server import main
-    from kemu.cli import _guard_host_mode, _node_config
-    _guard_host_mode(args)
-    try:
-        main(_node_config(args.node_config), args.port)
-    except OSError as exc:
-        print(f"kemu dns: {exc}", file=sys.stderr)
-        return 1
     return 0

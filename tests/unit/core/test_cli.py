@@ -5,16 +5,16 @@ import sys
 import pytest
 
 from kemu import cli
+from kemu.cli.common import in_root_netns
 
 KEMU = [sys.executable, "-m", "kemu.cli"]
 
 
 def test_words_after_double_dash_belong_to_the_command(monkeypatch):
     seen = {}
-    monkeypatch.setattr(cli, "cmd_exec", lambda args: seen.update(pod=args.pod, ns=args.namespace,
-                                                                  cmd=args.command) or 0)
+    fake_exec = lambda args: seen.update(pod=args.pod, ns=args.namespace, cmd=args.command) or 0  # noqa: E731
     parser_func = cli.build_parser
-    monkeypatch.setattr(cli, "build_parser", lambda: _patched(parser_func(), "exec", cli.cmd_exec))
+    monkeypatch.setattr(cli, "build_parser", lambda: _patched(parser_func(), "exec", fake_exec))
     assert cli.main(["exec", "web", "-n", "prod", "--", "curl", "-n", "-s", "--", "x"]) == 0
     assert seen == {"pod": "web", "ns": "prod", "cmd": ["curl", "-n", "-s", "--", "x"]}
 
@@ -25,7 +25,7 @@ def _patched(parser, verb, func):
     return parser
 
 
-@pytest.mark.skipif(not cli.in_root_netns(), reason="the guard only matters in the root network namespace")
+@pytest.mark.skipif(not in_root_netns(), reason="the guard only matters in the root network namespace")
 @pytest.mark.parametrize("daemon", ["node-agent", "proxy", "dns"])
 def test_node_daemons_refuse_the_root_namespace_without_host_mode(daemon, tmp_path):
     res = subprocess.run(KEMU + [daemon, "--node-config", str(tmp_path / "none.json")], capture_output=True,

@@ -1,0 +1,81 @@
+"""The daemons a lab (or a host-mode node) runs: `kemu node-agent|proxy|dns|controller-manager`, and `kemu agnhost`,
+the built-in test workload."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kemu.cli.common import guard_host_mode, load_node_config, seconds_arg
+
+
+def cmd_node_agent(args: argparse.Namespace) -> int:
+    guard_host_mode(args)
+    from nodeagent.agent import main
+    main(load_node_config(args.node_config))
+    return 0
+
+
+def cmd_proxy(args: argparse.Namespace) -> int:
+    guard_host_mode(args)
+    from proxy.run import main
+    main(load_node_config(args.node_config))
+    return 0
+
+
+def cmd_netpol(args: argparse.Namespace) -> int:
+    guard_host_mode(args)
+    from netpol.run import main
+    main(load_node_config(args.node_config))
+    return 0
+
+
+def cmd_dns(args: argparse.Namespace) -> int:
+    guard_host_mode(args)
+    from clusterdns.server import main
+    try:
+        main(load_node_config(args.node_config), args.port)
+    except OSError as exc:
+        print(f"kemu dns: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_controller_manager(args: argparse.Namespace) -> int:
+    from kemu.controllers.manager import main
+    main(args.store, node_monitor_grace_period=args.node_monitor_grace_period)
+    return 0
+
+
+def cmd_agnhost(args: argparse.Namespace) -> int:
+    from kemu.addons import agnhost
+    return agnhost.main(args.agnhost_args)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add node-agent, proxy, dns, controller-manager and agnhost to kemu's parser."""
+    host_mode = "the node owns this host's root network namespace"
+    agent = sub.add_parser("node-agent", help="run a node agent (lab and host mode)")
+    agent.add_argument("--node-config", required=True)
+    agent.add_argument("--host-mode", action="store_true", help=host_mode)
+    agent.set_defaults(func=cmd_node_agent)
+    proxy = sub.add_parser("proxy", help="run a node's service proxy")
+    proxy.add_argument("--node-config", required=True)
+    proxy.add_argument("--host-mode", action="store_true", help=host_mode)
+    proxy.set_defaults(func=cmd_proxy)
+    netpol = sub.add_parser("netpol", help="run a node's NetworkPolicy enforcer")
+    netpol.add_argument("--node-config", required=True)
+    netpol.add_argument("--host-mode", action="store_true", help=host_mode)
+    netpol.set_defaults(func=cmd_netpol)
+    dns = sub.add_parser("dns", help="run a node's cluster DNS server (inside the node's network namespace)")
+    dns.add_argument("--node-config", required=True)
+    dns.add_argument("--port", type=int, default=53)
+    dns.add_argument("--host-mode", action="store_true", help=host_mode)
+    dns.set_defaults(func=cmd_dns)
+    cm = sub.add_parser("controller-manager", help="run the scheduler and controllers")
+    cm.add_argument("--store", required=True)
+    cm.add_argument("--node-monitor-grace-period", type=seconds_arg, default=40.0,
+                    help="seconds without node status before a node is Unknown (upstream: 40)")
+    cm.set_defaults(func=cmd_controller_manager)
+    agn = sub.add_parser("agnhost", help="test workload (netexec, mem-hog, cpu-burn, ...)", add_help=False)
+    agn.add_argument("agnhost_args", nargs=argparse.REMAINDER)
+    agn.set_defaults(func=cmd_agnhost)
