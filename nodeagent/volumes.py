@@ -22,6 +22,7 @@ from kemu.api.meta import is_dns1123_label
 from kemu.api.quantity import parse_quantity
 from nodeagent import securitycontext
 from nodeagent.env import EnvError, field_file_value, resource_value
+from nodeagent.tokens import TokenError, TokenManager
 from runtime import linux
 from runtime.cri import Mount
 
@@ -204,7 +205,7 @@ def _downward_payload(src: dict, pod: dict, default_mode: int) -> Payload:
     return out
 
 
-def _payload(vol: dict, pod: dict, lookup: Lookup) -> Payload:
+def _payload(vol: dict, pod: dict, lookup: Lookup, tokens: TokenManager | None = None) -> Payload:
     ns = pod["metadata"]["namespace"]
     kind = volume_kind(vol)
     if kind == "configMap":
@@ -224,15 +225,26 @@ def _payload(vol: dict, pod: dict, lookup: Lookup) -> Payload:
         elif "downwardAPI" in source:
             out.update(_downward_payload(source["downwardAPI"], pod, mode))
         elif "serviceAccountToken" in source:
-            path = safe_relpath(source["serviceAccountToken"].get("path", "token"), "serviceAccountToken.path")
-            out[path] = (_placeholder_token(pod), mode)
+            src = source["serviceAccountToken"]
+            path = safe_relpath(src.get("path", "token"), "serviceAccountToken.path")
+            out[path] = (_token(pod, src, tokens), mode)
     if vol.get("name") == SA_VOLUME and "ca.crt" not in out:
-        out["ca.crt"] = (b"# kemu: no cluster CA (the API is not served over TLS)\n", mode)
+        out["ca.crt"] = (tokens.ca if tokens and tokens.ca else b"# kemu: no cluster CA configured\n", mode)
     return out
 
 
+def _token(pod: dict, src: dict, tokens: TokenManager | None) -> bytes:
+    """A bound token from the agent's token manager (a placeholder when the node has no signing key)."""
+    if tokens is None:
+        return _placeholder_token(pod)
+    try:
+        return tokens.token(pod, src.get("audience"), src.get("expirationSeconds"))
+    except TokenError as exc:
+        raise VolumeError(str(exc)) from None
+
+
 def _placeholder_token(pod: dict) -> bytes:
-    """Not a signed JWT (kemu has no token issuer): enough for code that only checks the file is there."""
+    """Not a signed JWT (the node has no service-account key): enough for code that only checks the file."""
     sa = pod["spec"].get("serviceAccountName") or "default"
     return f"kemu-placeholder-token:system:serviceaccount:{pod['metadata']['namespace']}:{sa}".encode()
 
@@ -279,7 +291,7 @@ def _save_state(pod_dir: str, state: dict) -> None:
     os.replace(path + ".tmp", path)
 
 
-def _setup(vol: dict, pod: dict, pod_dir: str, lookup: Lookup) -> str:
+def _setup(vol: dict, pod: dict, pod_dir: str, lookup: Lookup, tokens: TokenManager | None = None) -> str:
     """Create (idempotently) one volume; returns the directory containers bind."""
     kind = volume_kind(vol)
     path = volume_dir(pod_dir, vol)
@@ -294,16 +306,16 @@ def _setup(vol: dict, pod: dict, pod_dir: str, lookup: Lookup) -> str:
                                                           vol["projected"].get("sources") or [])):
         _tmpfs(path, SECRET_TMPFS_SIZE, "755")
     if kind in PROJECTED:
-        _project(path, vol, pod, lookup)
+        _project(path, vol, pod, lookup, tokens)
     else:
         securitycontext.set_volume_ownership(path, securitycontext.fs_group(pod), readonly=False)
     return path
 
 
-def _project(path: str, vol: dict, pod: dict, lookup: Lookup) -> None:
+def _project(path: str, vol: dict, pod: dict, lookup: Lookup, tokens: TokenManager | None = None) -> None:
     """Write a projected volume's current content, group-owned by the pod's fsGroup."""
     group = securitycontext.fs_group(pod)
-    if AtomicWriter(path).write(securitycontext.fs_group_modes(_payload(vol, pod, lookup), group)):
+    if AtomicWriter(path).write(securitycontext.fs_group_modes(_payload(vol, pod, lookup, tokens), group)):
         securitycontext.set_volume_ownership(path, group, readonly=True)
 
 
@@ -343,7 +355,7 @@ def _host_path(src: dict) -> str:
 
 
 # ---- the volume manager's interface --------------------------------------------------------------------------
-def prepare(pod: dict, pod_dir: str, lookup: Lookup) -> None:
+def prepare(pod: dict, pod_dir: str, lookup: Lookup, tokens: TokenManager | None = None) -> None:
     """Create every volume of the pod (idempotent; volumes outlive container restarts and sandbox changes).
     Raises VolumeError naming the volumes that could not be set up; the others are ready."""
     state = _load_state(pod_dir)
@@ -351,7 +363,7 @@ def prepare(pod: dict, pod_dir: str, lookup: Lookup) -> None:
     for vol in _all_volumes(pod):
         name = str(vol.get("name"))
         try:
-            state[name] = {"path": _setup(vol, pod, pod_dir, lookup), "error": None}
+            state[name] = {"path": _setup(vol, pod, pod_dir, lookup, tokens), "error": None}
         except (VolumeError, OSError, ValueError) as exc:
             state[name] = {"path": None, "error": f"volume {name!r}: {exc}"}
             errors.append(state[name]["error"])
@@ -360,9 +372,10 @@ def prepare(pod: dict, pod_dir: str, lookup: Lookup) -> None:
         raise VolumeError("; ".join(errors))
 
 
-def refresh(pod: dict, pod_dir: str, lookup: Lookup) -> None:
-    """Bring projected content (configMap, secret, downwardAPI, projected) up to date and retry volumes that
-    failed; called every sync. Content already projected stays when its source goes missing (as kubelet)."""
+def refresh(pod: dict, pod_dir: str, lookup: Lookup, tokens: TokenManager | None = None) -> None:
+    """Bring projected content (configMap, secret, downwardAPI, projected, tokens due for renewal) up to date
+    and retry volumes that failed; called every sync. Content already projected stays when its source goes
+    missing (as kubelet)."""
     state = _load_state(pod_dir)
     if not state:
         return
@@ -373,10 +386,10 @@ def refresh(pod: dict, pod_dir: str, lookup: Lookup) -> None:
         entry = state.get(name) or {}
         try:
             if entry.get("error") or name not in state:
-                state[name] = {"path": _setup(vol, pod, pod_dir, lookup), "error": None}
+                state[name] = {"path": _setup(vol, pod, pod_dir, lookup, tokens), "error": None}
                 changed = True
-            elif volume_kind(vol) in PROJECTED and name != SA_VOLUME:   # token/ca/namespace do not change
-                _project(entry["path"], vol, pod, lookup)
+            elif volume_kind(vol) in PROJECTED and (name != SA_VOLUME or tokens is not None):   # tokens renew
+                _project(entry["path"], vol, pod, lookup, tokens)
         except (VolumeError, OSError, ValueError) as exc:
             errors.append(f"volume {name!r}: {exc}")
     if changed:

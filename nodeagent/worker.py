@@ -23,6 +23,7 @@ from nodeagent.lifecycle import HandlerRunner
 from nodeagent.podfiles import standard_mounts
 from nodeagent.prober import ProbeManager, Recorder
 from nodeagent.status import TERMINAL, ContainerState, PodState, StatusManager, compute_phase, init_done
+from nodeagent.tokens import TokenManager
 from nodeagent.volumes import Lookup
 from runtime.container import ContainerProcess, ExitStatus
 from runtime.pods import PodRuntime
@@ -84,6 +85,7 @@ class WorkerDeps:
     cluster_domain: str
     sync_frequency: float
     memory_capacity: int                       # bytes, for oom_score_adj
+    tokens: TokenManager | None = None         # service-account tokens for projected volumes (None: placeholders)
 
 
 class PodWorker:
@@ -215,7 +217,7 @@ class PodWorker:
             self._write_status(pod)
             return 2.0
         try:
-            volumes.refresh(pod, self.pod_dir, self.deps.lookup)
+            volumes.refresh(pod, self.pod_dir, self.deps.lookup, self.deps.tokens)
         except volumes.VolumeError as exc:
             log.warning("%s: %s", self.name, exc)
         next_sync = self.deps.sync_frequency if deadline is None else \
@@ -510,7 +512,7 @@ class PodWorker:
             self.deps.record(pod, "Warning", "FailedCreatePodSandBox", msg)
             return False
         try:
-            volumes.prepare(pod, self.pod_dir, self.deps.lookup)
+            volumes.prepare(pod, self.pod_dir, self.deps.lookup, self.deps.tokens)
         except volumes.VolumeError as exc:
             self.deps.record(pod, "Warning", "FailedMount", str(exc))
         self.deps.exit_watcher.watch(self.sandbox.holder_pid, self.wake)   # a dead holder: a new sandbox at once

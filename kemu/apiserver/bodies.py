@@ -9,13 +9,15 @@ from aiohttp import web
 
 from kemu.api import tables
 from kemu.api.kinds import Kind
+from kemu.apiserver import protobuf
 from kemu.apiserver.errors import APIError, bad_request
 from kemu.apiserver.schema import unknown_fields
 
 MAX_BODY = 3 * 1024 * 1024          # the kube-apiserver's limit on a request body
 JSON_TYPES = ("application/json", "")
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
-ACCEPTED = "application/json, application/yaml"
+PROTOBUF = protobuf.CONTENT_TYPE
+ACCEPTED = f"application/json, application/yaml, {PROTOBUF}"
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -39,10 +41,14 @@ def unsupported(content_type: str) -> APIError:
                          f"{ACCEPTED}", "UnsupportedMediaType")
 
 
-def decode(data: bytes, content_type: str, allowed: tuple[str, ...] = JSON_TYPES + YAML_TYPES) -> object:
-    """The body as data; 415 for a media type not in `allowed`, 400 for one that does not parse."""
+def decode(data: bytes, content_type: str, allowed: tuple[str, ...] = JSON_TYPES + YAML_TYPES + (PROTOBUF,)) \
+        -> object:
+    """The body as data; 415 for a media type not in `allowed` (or a protobuf kind kemu cannot decode), 400 for
+    one that does not parse."""
     if content_type not in allowed:
         raise unsupported(content_type)
+    if content_type == PROTOBUF:
+        return _decode_protobuf(data)
     text = data.decode("utf-8", errors="replace")
     if content_type in YAML_TYPES or content_type.endswith("yaml"):
         try:
@@ -53,6 +59,19 @@ def decode(data: bytes, content_type: str, allowed: tuple[str, ...] = JSON_TYPES
         return json.loads(text)
     except ValueError as exc:
         raise bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
+
+
+def _decode_protobuf(data: bytes) -> dict:
+    """`k8s\\0` + runtime.Unknown → the object (kemu.apiserver.protobuf); a kind without a decoder is 415, a
+    malformed body 400."""
+    try:
+        return protobuf.decode(data)
+    except ValueError as exc:
+        message = str(exc)
+        if message.startswith("no protobuf decoding for kind") or "contentEncoding" in message:
+            raise APIError(415, f"the body of the request was in an unknown format - {message}; send JSON "
+                                f"instead", "UnsupportedMediaType") from None
+        raise bad_request(message) from None
 
 
 def check_fields(obj: dict, type_name: str, mode: str) -> list[str]:

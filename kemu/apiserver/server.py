@@ -15,11 +15,15 @@ from aiohttp import web
 
 from kemu.api.meta import ManifestError
 from kemu.apiserver import openapi, resources
-from kemu.apiserver.auth import ANONYMOUS, PUBLIC_PATHS, USER, authenticate, unauthorized
+from kemu.apiserver.auth import ANONYMOUS, AUTH, PUBLIC_PATHS, USER, Auth, unauthorized
 from kemu.apiserver.bodies import MAX_BODY, respond, too_large
+from kemu.apiserver.crd import CRDController
 from kemu.apiserver.errors import APIError, method_not_allowed
 from kemu.apiserver.handlers import ResourceAPI
 from kemu.apiserver.listen import listen, listen_in_netns
+from kemu.apiserver.rbac import Attributes
+from kemu.apiserver.reviews import SIGNER
+from kemu.client.tokens import ISSUER, Signer, Verifier
 from kemu.client import Client
 from kemu.store import Store, open_store
 
@@ -32,10 +36,13 @@ NOT_FOUND = "the server could not find the requested resource"
 async def middleware(request: web.Request, handler) -> web.StreamResponse:
     """Authenticate, then turn every failure into a metav1.Status."""
     try:
-        user = authenticate(request)
+        auth = request.app[AUTH]
+        user = auth.authenticate(request)
         if user is None and request.path not in PUBLIC_PATHS:
             raise unauthorized()
-        request[USER] = user or ANONYMOUS
+        request[USER] = auth.impersonate(request, user) if user else ANONYMOUS
+        if "tail" not in request.match_info:      # resource requests are authorized by ResourceAPI.handle
+            auth.check(Attributes(request[USER], request.method.lower(), False, path=request.path))
         return await handler(request)
     except APIError as exc:
         return exc.response()
@@ -58,10 +65,25 @@ def _raw(data: bytes) -> web.Response:
     return web.Response(body=data, content_type="application/json")
 
 
-def make_app(store: Store) -> web.Application:
-    """The aiohttp application serving the Kubernetes API over `store`."""
+def make_app(store: Store, signer: Signer | None = None, verifier: Verifier | None = None) -> web.Application:
+    """The aiohttp application serving the Kubernetes API over `store`; `signer` issues service-account tokens
+    (TokenRequest), `verifier` authenticates them (default: the signer's own key)."""
     app = web.Application(middlewares=[middleware], client_max_size=MAX_BODY + 1)
     api = ResourceAPI(store)
+    issuer = signer.issuer if signer else verifier.issuer if verifier else ISSUER
+    app[AUTH] = Auth(api.client, verifier or (signer.verifier() if signer else None), [issuer])
+    if signer is not None:
+        app[SIGNER] = signer
+    crds = CRDController(store)
+
+    async def serve_crds(_: web.Application) -> None:
+        crds.loop = asyncio.get_running_loop()
+        await asyncio.to_thread(crds.start)
+
+    async def stop_crds(_: web.Application) -> None:
+        await asyncio.to_thread(crds.stop)      # off the loop: an event being served may still need it
+    app.on_startup.append(serve_crds)
+    app.on_cleanup.append(stop_crds)
 
     async def version(_: web.Request) -> web.Response:
         return respond(resources.VERSION)
@@ -136,7 +158,11 @@ def _host_port(text: str) -> tuple[str, int]:
 
 async def serve(args: argparse.Namespace) -> None:
     store = open_store(args.store)
-    app = make_app(store)
+    signer = Signer.load(args.service_account_signing_key_file, args.service_account_issuer) \
+        if args.service_account_signing_key_file else None
+    verifier = Verifier.load(args.service_account_key_file, args.service_account_issuer) \
+        if args.service_account_key_file else None
+    app = make_app(store, signer, verifier)
     runner = web.AppRunner(app, access_log=log if args.access_log else None, handle_signals=False,
                            shutdown_timeout=1.0)
     await runner.setup()
@@ -179,6 +205,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tls-key", help="serving key (PEM)")
     p.add_argument("--client-ca", help="CA whose client certificates authenticate users")
     p.add_argument("--insecure", action="store_true", help="plain HTTP without authentication (tests, benchmarks)")
+    p.add_argument("--service-account-signing-key-file", metavar="F",
+                   help="EC private key (PEM) that signs service-account tokens (TokenRequest)")
+    p.add_argument("--service-account-key-file", metavar="F",
+                   help="public (or private) key that verifies service-account tokens (default: the signing key)")
+    p.add_argument("--service-account-issuer", default=ISSUER, help="the tokens' iss (and accepted audience)")
     p.add_argument("--advertise-address", help="IP written into the default/kubernetes Endpoints")
     p.add_argument("--advertise-port", type=int, default=SECURE_PORT)
     p.add_argument("--ready-file", help="write {pid, listen, ports} here once serving")

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from kemu.client.daemon import start_daemon
+from kemu.controllers.clusterroleaggregation import ClusterRoleAggregationController
 from kemu.controllers.endpoints import EndpointsController
 from kemu.controllers.loadbalancer import LoadBalancerController
 from kemu.controllers.nodelifecycle import NodeLifecycleController
 from kemu.controllers.scheduler import Scheduler
+from kemu.controllers.serviceaccounts import ServiceAccountsController
 from kemu.controllers.workloads import start_workload_controllers
 
 
@@ -15,5 +17,7 @@ def main(store_url: str, node_monitor_grace_period: float = 40.0) -> None:
     EndpointsController(client).start()
     LoadBalancerController(client).start()
     NodeLifecycleController(client, node_monitor_grace_period).start()
+    ServiceAccountsController(client).start()
+    ClusterRoleAggregationController(client).start()
     start_workload_controllers(client)
     stop.wait()
