@@ -1,6 +1,11 @@
 """Upstream defaults, filled in before validation exactly where the kube-apiserver fills them."""
 from __future__ import annotations
 
+from kemu.api.crds import CustomResource, crd_defaults
+from kemu.api.kinds import KINDS
+from kemu.api.structural import apply_defaults as apply_defaults_from_schema
+from kemu.api.structural import unknown_fields
+
 PROBE_DEFAULTS = {"initialDelaySeconds": 0, "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1,
                   "failureThreshold": 3}
 DEFAULT_GRACE_SECONDS = 30
@@ -15,7 +20,17 @@ def apply_defaults(obj: dict) -> dict:
     kind = obj.get("kind")
     if kind in _DEFAULTERS and isinstance(meta, dict):
         _DEFAULTERS[kind](obj)
+    elif kind in KINDS and KINDS[kind].custom and isinstance(meta, dict):
+        custom_defaults(obj, KINDS[kind].custom)
     return obj
+
+
+def custom_defaults(obj: dict, custom: CustomResource) -> None:
+    """A custom object as the kube-apiserver decodes it: fields its schema does not specify pruned, `default`s
+    of its version's schema filled."""
+    schema = custom.version(obj.get("apiVersion")).schema
+    unknown_fields(obj, schema, prune=True)
+    apply_defaults_from_schema(obj, schema)
 
 
 def _pod(obj: dict) -> None:
@@ -24,6 +39,10 @@ def _pod(obj: dict) -> None:
         return
     pod_spec_defaults(spec)
     obj.setdefault("status", {}).setdefault("phase", "Pending")
+    if "kubernetes.io/config.mirror" not in (obj["metadata"].get("annotations") or {}):
+        # the ServiceAccount admission plugin's defaulting (mirror pods have no service account)
+        spec["serviceAccountName"] = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+        spec["serviceAccount"] = spec["serviceAccountName"]
 
 
 def pod_spec_defaults(spec: dict) -> None:
@@ -162,3 +181,36 @@ def _cronjob(obj: dict) -> None:
 
 _DEFAULTERS.update({"ReplicaSet": _replicaset, "Deployment": _deployment, "DaemonSet": _daemonset, "Job": _job,
                     "CronJob": _cronjob})
+
+
+def _network_policy(obj: dict) -> None:
+    """policyTypes: [Ingress] plus Egress when egress rules exist; port protocol TCP (networking/v1 defaults)."""
+    spec = obj.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress"] + (["Egress"] if spec.get("egress") else [])
+    for field in ("ingress", "egress"):
+        for rule in spec.get(field) or []:
+            for port in (rule.get("ports") or []) if isinstance(rule, dict) else []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+
+
+_DEFAULTERS["NetworkPolicy"] = _network_policy
+
+
+# ---- rbac.authorization.k8s.io/v1 ------------------------------------------------------------------------------
+def _binding(obj: dict) -> None:
+    """SetDefaults_Subject / SetDefaults_RoleRef: User and Group subjects and roleRef in the RBAC group."""
+    if isinstance(obj.get("roleRef"), dict):
+        obj["roleRef"]["apiGroup"] = obj["roleRef"].get("apiGroup") or "rbac.authorization.k8s.io"
+    for subject in obj.get("subjects") or []:
+        if isinstance(subject, dict) and not subject.get("apiGroup") and subject.get("kind") in ("User", "Group"):
+            subject["apiGroup"] = "rbac.authorization.k8s.io"
+
+
+_DEFAULTERS.update({"RoleBinding": _binding, "ClusterRoleBinding": _binding})
+
+
+_DEFAULTERS["CustomResourceDefinition"] = crd_defaults

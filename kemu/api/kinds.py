@@ -1,20 +1,29 @@
-"""The kinds kemu serves, with kubectl's plural and short names."""
+"""The kinds kemu serves, with kubectl's plural and short names; custom kinds (from CustomResourceDefinitions)
+join and leave at run time through register() and unregister()."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from kemu.api.crds import CustomResource
 
 
 @dataclass(frozen=True)
 class Kind:
     name: str
-    api_version: str
+    api_version: str          # a custom kind's: its storage version
     plural: str
     short_names: tuple[str, ...] = ()
     namespaced: bool = True
+    custom: CustomResource | None = field(default=None, compare=False, repr=False)   # what its CRD defines
 
     @property
     def group(self) -> str:
         return self.api_version.rpartition("/")[0]
+
+    @property
+    def registry_path(self) -> str:
+        """Its objects' place under /registry/: `pods`; a custom kind's `<group>/<plural>`, as upstream."""
+        return f"{self.group}/{self.plural}" if self.custom else self.plural
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in [
@@ -32,14 +41,55 @@ KINDS: dict[str, Kind] = {k.name: k for k in [
     Kind("DaemonSet", "apps/v1", "daemonsets", ("ds",)),
     Kind("Job", "batch/v1", "jobs"),
     Kind("CronJob", "batch/v1", "cronjobs", ("cj",)),
+    Kind("CustomResourceDefinition", "apiextensions.k8s.io/v1", "customresourcedefinitions", ("crd", "crds"),
+         namespaced=False),
+    Kind("ServiceAccount", "v1", "serviceaccounts", ("sa",)),
+    Kind("Role", "rbac.authorization.k8s.io/v1", "roles"),
+    Kind("ClusterRole", "rbac.authorization.k8s.io/v1", "clusterroles", namespaced=False),
+    Kind("RoleBinding", "rbac.authorization.k8s.io/v1", "rolebindings"),
+    Kind("ClusterRoleBinding", "rbac.authorization.k8s.io/v1", "clusterrolebindings", namespaced=False),
+    Kind("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", ("netpol",)),
 ]}
 
 _ALIASES: dict[str, Kind] = {}
+_REVISION = [0]
+
+
+def _aliases(kind: Kind) -> list[str]:
+    names = [kind.name.lower(), kind.plural, *kind.short_names] + ([kind.custom.singular] if kind.custom else [])
+    return names + [f"{n}.{kind.group}" for n in names if kind.group]
+
+
 for _k in KINDS.values():
-    for _alias in (_k.name.lower(), _k.plural, *_k.short_names):
+    for _alias in _aliases(_k):
         _ALIASES[_alias] = _k
-        if _k.group:
-            _ALIASES[f"{_alias}.{_k.group}"] = _k
+
+
+def register(kind: Kind) -> None:
+    """Serve a custom kind (or its changed definition); built-in kinds and their names keep precedence."""
+    if kind.custom is None or (kind.name in KINDS and KINDS[kind.name].custom is None):
+        raise ValueError(f"{kind.name}: only custom kinds that do not clash with a built-in kind register")
+    unregister(kind.name)
+    KINDS[kind.name] = kind
+    for alias in _aliases(kind):
+        _ALIASES.setdefault(alias, kind)
+    _REVISION[0] += 1
+
+
+def unregister(name: str) -> None:
+    """Stop serving the custom kind `name` (no-op if it is not served)."""
+    kind = KINDS.get(name)
+    if kind is None or kind.custom is None:
+        return
+    del KINDS[name]
+    for alias in [a for a, k in _ALIASES.items() if k is kind]:
+        del _ALIASES[alias]
+    _REVISION[0] += 1
+
+
+def revision() -> int:
+    """Changes with every register/unregister: what caches of served kinds key on."""
+    return _REVISION[0]
 
 
 def resolve_kind(name: str) -> Kind:

@@ -40,8 +40,8 @@ class ObjectRef:
 def key_for(kind: Kind, namespace: str | None, name: str = "") -> str:
     """The store key (or key prefix, with name "") of an object, laid out as the kube-apiserver does in etcd."""
     if kind.namespaced and namespace:
-        return f"{REGISTRY}{kind.plural}/{namespace}/{name}"
-    return f"{REGISTRY}{kind.plural}/{name}"
+        return f"{REGISTRY}{kind.registry_path}/{namespace}/{name}"
+    return f"{REGISTRY}{kind.registry_path}/{name}"
 
 
 def ref_of(obj: dict) -> ObjectRef:

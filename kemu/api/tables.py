@@ -6,8 +6,11 @@ kubectl shows them: one home for the column logic, shared by the API server and 
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
+from kemu.api.crds import CustomResource, jsonpath
+from kemu.api.kinds import KINDS
 from kemu.api.podspec import is_sidecar
 from kemu.api.timeutil import parse_time
 
@@ -266,8 +269,53 @@ TABLES = {
 GENERIC = (["NAME", "AGE"], [], _generic_row)
 
 
+def _crd_row(crd: dict, wide: bool) -> list[str]:
+    return [crd["metadata"]["name"], crd["metadata"].get("creationTimestamp", "")]
+
+
+TABLES["CustomResourceDefinition"] = (["NAME", "CREATED AT"], [], _crd_row)
+
+
+def _custom(kind: str) -> CustomResource | None:
+    return KINDS[kind].custom if kind in KINDS else None
+
+
+def _custom_columns(custom: CustomResource) -> list[dict]:
+    """A custom kind's Name column, then its additionalPrinterColumns (priority 1: -o wide only)."""
+    out = [{"name": "Name", "type": "string", "format": "name", "priority": 0,
+            "description": "Name must be unique within a namespace."}]
+    return out + [{"name": c["name"], "type": c["type"], "format": c.get("format", ""),
+                   "description": c.get("description", ""), "priority": c.get("priority", 0)}
+                  for c in custom.storage.columns]
+
+
+def _custom_cell(column: dict, obj: dict) -> object:
+    """The apiextensions-apiserver's cell: the first JSONPath result as the column's type (None when absent)."""
+    found = jsonpath(obj, column["jsonPath"])
+    if not found or found[0] is None:
+        return None
+    value, kind = found[0], column["type"]
+    if kind == "string":
+        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    if kind == "integer" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    if kind == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind == "boolean" and isinstance(value, bool):
+        return value
+    if kind == "date" and isinstance(value, str):
+        try:
+            return age(value)
+        except ValueError:
+            return "<invalid>"
+    return None
+
+
 def columns(kind: str) -> list[dict]:
     """meta.k8s.io/v1 TableColumnDefinitions of `kind` (wide columns at priority 1, as kubectl's -o wide wants)."""
+    custom = _custom(kind)
+    if custom is not None:
+        return _custom_columns(custom)
     headers, extra, _ = TABLES.get(kind, GENERIC)
     return [{"name": h, "type": "string", "format": "name" if h == "NAME" else "",
              "description": "", "priority": 1 if i >= len(headers) else 0}
@@ -276,6 +324,9 @@ def columns(kind: str) -> list[dict]:
 
 def cells(kind: str, obj: dict) -> list[str]:
     """Every cell of `obj`'s row (wide ones last)."""
+    custom = _custom(kind)
+    if custom is not None:
+        return [obj["metadata"]["name"]] + [_custom_cell(c, obj) for c in custom.storage.columns]
     return TABLES.get(kind, GENERIC)[2](obj, True)
 
 

@@ -5,6 +5,7 @@ import ipaddress
 import os
 import re
 
+from kemu.api.crds import CustomResource, crd_problems
 from kemu.api.cron import parse_schedule
 from kemu.api.kinds import KINDS
 from kemu.api.meta import (
@@ -17,6 +18,7 @@ from kemu.api.meta import (
 )
 from kemu.api.network import NODEPORT_RANGE, SERVICE_NETWORK
 from kemu.api.quantity import parse_quantity
+from kemu.api.structural import validate as validate_with_schema
 
 AGNHOST_IMAGE = re.compile(r"^(docker\.io/|registry\.k8s\.io/e2e-test-images/)?(kemu/)?agnhost(:[\w.-]+)?$")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
@@ -38,8 +40,9 @@ def validate(obj: dict) -> Problems:
         return [("kind", "required: set kind, e.g. kind: Pod")]
     if kind not in KINDS:
         return [("kind", f"unknown kind {kind!r}: kemu serves {', '.join(sorted(KINDS))}")]
+    custom = KINDS[kind].custom
     want = KINDS[kind].api_version
-    if obj.get("apiVersion") != want:
+    if obj.get("apiVersion") != want and not (custom and obj.get("apiVersion") in custom_api_versions(custom)):
         problems.append(("apiVersion", f"must be {want!r} for {kind}, got {obj.get('apiVersion')!r}"))
     meta = obj.get("metadata")
     if not isinstance(meta, dict) or not meta.get("name"):
@@ -66,7 +69,14 @@ def validate(obj: dict) -> Problems:
     checker = _CHECKS.get(kind)
     if checker:
         checker(obj, problems)
+    elif custom:
+        problems += validate_with_schema(obj, custom.version(obj.get("apiVersion")).schema)
     return problems
+
+
+def custom_api_versions(custom: CustomResource) -> list[str]:
+    """The apiVersions a custom kind is served at (`stable.example.com/v1`, ...)."""
+    return [f"{custom.group}/{v.name}" for v in custom.served_versions()]
 
 
 def _labels_or_annotations(values: dict, path: str, labels: bool, problems: Problems) -> None:
@@ -560,3 +570,120 @@ def _binding(obj: dict, problems: Problems) -> None:
 
 _CHECKS.update({"Role": _role, "ClusterRole": _cluster_role, "RoleBinding": _binding,
                 "ClusterRoleBinding": _binding})
+
+
+# ---- networking.k8s.io/v1 ------------------------------------------------------------------------------------------
+def _label_selector(sel, path: str, problems: Problems) -> None:
+    """A LabelSelector: matchLabels strings, matchExpressions with a known operator and fitting values."""
+    if sel is None:
+        return
+    if not isinstance(sel, dict) or set(sel) - {"matchLabels", "matchExpressions"}:
+        problems.append((path, "must be a label selector: {matchLabels: {...}, matchExpressions: [...]} or {}"))
+        return
+    labels = sel.get("matchLabels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        problems.append((f"{path}.matchLabels", "must map strings to strings (quote numbers and booleans)"))
+    elif labels:
+        _labels_or_annotations(labels, f"{path}.matchLabels", True, problems)
+    for i, expr in enumerate(sel.get("matchExpressions") or []):
+        epath = f"{path}.matchExpressions[{i}]"
+        if not isinstance(expr, dict) or not isinstance(expr.get("key"), str) or not expr.get("key"):
+            problems.append((f"{epath}.key", "required: the label key the expression tests"))
+            continue
+        op, values = expr.get("operator"), expr.get("values")
+        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            problems.append((f"{epath}.operator", "must be In, NotIn, Exists or DoesNotExist"))
+        elif op in ("In", "NotIn") and (not isinstance(values, list) or not values):
+            problems.append((f"{epath}.values", f"must be a non-empty list when operator is {op}"))
+        elif op in ("Exists", "DoesNotExist") and values:
+            problems.append((f"{epath}.values", f"must be empty when operator is {op}"))
+
+
+def _netpol_port(port: dict, path: str, problems: Problems) -> None:
+    if not isinstance(port, dict):
+        problems.append((path, "must be a mapping with protocol, port and endPort"))
+        return
+    if port.get("protocol", "TCP") not in PROTOCOLS:
+        problems.append((f"{path}.protocol", f"unknown protocol {port.get('protocol')!r}: use TCP, UDP or SCTP"))
+    number, end = port.get("port"), port.get("endPort")
+    if isinstance(number, bool) or not isinstance(number, (int, str, type(None))):
+        problems.append((f"{path}.port", "must be a port number (1-65535) or a container port name"))
+    elif isinstance(number, int) and not 1 <= number <= 65535:
+        problems.append((f"{path}.port", "must be between 1 and 65535"))
+    elif isinstance(number, str) and not (is_dns1123_label(number) and len(number) <= 15
+                                          and re.search("[a-z]", number)):
+        problems.append((f"{path}.port", f"{number!r} is not a port name (IANA_SVC_NAME: at most 15 lower-case "
+                                         "letters, digits and '-', with a letter)"))
+    if end is not None:
+        if not isinstance(end, int) or isinstance(end, bool):
+            problems.append((f"{path}.endPort", "must be an integer port number"))
+        elif number is None:
+            problems.append((f"{path}.endPort", "may not be set without port: set port to the start of the range"))
+        elif not isinstance(number, int):
+            problems.append((f"{path}.endPort", "may not be set when port is a named port: use a number"))
+        elif not number <= end <= 65535:
+            problems.append((f"{path}.endPort", f"must be between port ({number}) and 65535"))
+
+
+def _ip_block(block, path: str, problems: Problems) -> None:
+    if not isinstance(block, dict) or not isinstance(block.get("cidr"), str):
+        problems.append((f"{path}.cidr", "required: a CIDR such as 10.0.0.0/8"))
+        return
+    try:
+        net = ipaddress.ip_network(block["cidr"], strict=False)
+    except ValueError:
+        problems.append((f"{path}.cidr", f"{block['cidr']!r} is not a valid CIDR: use e.g. 10.0.0.0/8"))
+        return
+    for i, ex in enumerate(block.get("except") or []):
+        try:
+            exn = ipaddress.ip_network(ex, strict=False)
+        except (TypeError, ValueError):
+            problems.append((f"{path}.except[{i}]", f"{ex!r} is not a valid CIDR"))
+            continue
+        if exn.version != net.version or not exn.subnet_of(net) or exn == net:
+            problems.append((f"{path}.except[{i}]", f"{ex} must be strictly within cidr {block['cidr']}"))
+
+
+def _network_policy(obj: dict, problems: Problems) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        problems.append(("spec", "required: a NetworkPolicy needs spec.podSelector ({} selects every pod)"))
+        return
+    if "podSelector" not in spec:
+        problems.append(("spec.podSelector", "required: {} selects every pod of the namespace"))
+    _label_selector(spec.get("podSelector"), "spec.podSelector", problems)
+    types = spec.get("policyTypes") or []
+    if not isinstance(types, list) or any(t not in ("Ingress", "Egress") for t in types) or len(set(types)) != len(types):
+        problems.append(("spec.policyTypes", "must list Ingress and/or Egress, each at most once"))
+    for field, peers_field in (("ingress", "from"), ("egress", "to")):
+        rules = spec.get(field)
+        if rules is None:
+            continue
+        if not isinstance(rules, list):
+            problems.append((f"spec.{field}", "must be a list of rules"))
+            continue
+        for i, rule in enumerate(rules):
+            rpath = f"spec.{field}[{i}]"
+            if not isinstance(rule, dict):
+                problems.append((rpath, f"must be a mapping with {peers_field} and ports"))
+                continue
+            for j, port in enumerate(rule.get("ports") or []):
+                _netpol_port(port, f"{rpath}.ports[{j}]", problems)
+            for j, peer in enumerate(rule.get(peers_field) or []):
+                ppath = f"{rpath}.{peers_field}[{j}]"
+                if not isinstance(peer, dict) or not ({"podSelector", "namespaceSelector", "ipBlock"} & set(peer)):
+                    problems.append((ppath, "must set podSelector, namespaceSelector or ipBlock"))
+                    continue
+                if "ipBlock" in peer and ({"podSelector", "namespaceSelector"} & set(peer)):
+                    problems.append((ppath, "ipBlock may not be combined with podSelector or namespaceSelector: "
+                                            "use separate peers"))
+                _label_selector(peer.get("podSelector"), f"{ppath}.podSelector", problems)
+                _label_selector(peer.get("namespaceSelector"), f"{ppath}.namespaceSelector", problems)
+                if "ipBlock" in peer:
+                    _ip_block(peer["ipBlock"], f"{ppath}.ipBlock", problems)
+
+
+_CHECKS["NetworkPolicy"] = _network_policy
+
+
+_CHECKS["CustomResourceDefinition"] = lambda obj, problems: problems.extend(crd_problems(obj))

@@ -62,7 +62,7 @@ def conflict(kind: Kind, name: str, why: str = "the object has been modified; pl
 FIELD_REASONS = {"Forbidden": "FieldValueForbidden", "Required value": "FieldValueRequired",
                  "Invalid value": "FieldValueInvalid", "Duplicate value": "FieldValueDuplicate",
                  "Unsupported value": "FieldValueNotSupported", "Not found": "FieldValueNotFound",
-                 "Too long": "FieldValueTooLong"}
+                 "Too long": "FieldValueTooLong", "Too many": "FieldValueTooMany"}
 
 
 def _cause(field: str, message: str) -> dict:

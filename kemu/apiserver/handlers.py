@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import random
 import re
 import time
 
 from aiohttp import web
 
-from kemu.api.kinds import Kind
+from kemu.api.kinds import KINDS, Kind
 from kemu.api.meta import ManifestError
 from kemu.api.selectors import parse_selector
 from kemu.apiserver import bodies
 from kemu.apiserver import patch as patches
-from kemu.apiserver.auth import USER, authorize
+from kemu.apiserver import reviews
+from kemu.apiserver.admission import admit_pod
+from kemu.apiserver.auth import AUTH, USER, authorize
+from kemu.apiserver.crd import convert, convert_answer, custom_scale, with_replicas
 from kemu.apiserver.dryrun import DryRunStore
 from kemu.apiserver.errors import (
     APIError,
@@ -29,7 +33,8 @@ from kemu.apiserver.errors import (
     not_found,
 )
 from kemu.apiserver.fields import parse_field_selector
-from kemu.apiserver.resources import Target, resolve
+from kemu.apiserver.rbac import Attributes
+from kemu.apiserver.resources import Target, has_subresource, resolve
 from kemu.apiserver.watch import WatchHub, bookmark, encode_event, expired, translate
 from kemu.client import AlreadyExists, Client, Conflict, Invalid, NamespaceNotFound, NotFound
 from kemu.store import Compacted, Store
@@ -74,14 +79,18 @@ def _selector_string(selector: dict | None) -> str:
 
 
 def scale_of(obj: dict) -> dict:
-    """The autoscaling/v1 Scale of a Deployment or ReplicaSet."""
+    """The autoscaling/v1 Scale of a Deployment, a ReplicaSet or a custom object (its CRD's scale paths)."""
     meta = obj["metadata"]
+    custom = KINDS[obj["kind"]].custom
+    if custom is not None:
+        spec, status, selector = custom_scale(obj, custom)
+    else:
+        spec, status = obj["spec"].get("replicas", 1), (obj.get("status") or {}).get("replicas", 0)
+        selector = _selector_string(obj["spec"].get("selector"))
     return {"kind": "Scale", "apiVersion": "autoscaling/v1",
             "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                          if k in meta},
-            "spec": {"replicas": obj["spec"].get("replicas", 1)},
-            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                       "selector": _selector_string(obj["spec"].get("selector"))}}
+            "spec": {"replicas": spec}, "status": {"replicas": status, "selector": selector}}
 
 
 class ResourceAPI:
@@ -101,16 +110,30 @@ class ResourceAPI:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         info = request.match_info
         target = resolve(info.get("group", ""), info.get("version", "v1"), info["tail"])
+        response = await self._handle(request, target)
+        if target.kind.custom and target.api_version != target.kind.api_version and \
+                isinstance(response, web.Response) and response.body:    # served at a non-storage version
+            answer = convert_answer(json.loads(response.body), target.api_version)
+            warning = response.headers.get("Warning")
+            response = web.Response(status=response.status, body=json.dumps(answer, separators=(",", ":")).encode(),
+                                    content_type="application/json", headers={"Warning": warning} if warning else None)
+        return response
+
+    async def _handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         method = request.method
         verb = VERB_OF.get(method, "")
         if method == "GET" and not target.name:
             verb = "watch" if request.query.get("watch") in ("1", "true") else "list"
         if method == "DELETE" and not target.name:
             verb = "deletecollection"
-        resource = target.kind.plural + (f"/{target.subresource}" if target.subresource else "")
-        authorize(request[USER], verb, resource, target.namespace, target.name)
-        if target.subresource and target.subresource not in ("status", "scale") or \
-                target.subresource == "scale" and target.kind.name not in ("Deployment", "ReplicaSet"):
+        group, version = target.kind.group, target.kind.api_version.rpartition("/")[2]
+        namespace = target.name if target.kind.name == "Namespace" and target.name else target.namespace or ""
+        authorize(request, Attributes(request[USER], verb, True, group, version, target.kind.plural,
+                                      target.subresource, namespace, target.name))
+        if target.kind.name in reviews.REVIEW_KINDS or (target.kind.name, target.subresource) == \
+                ("ServiceAccount", "token"):
+            return await self.review(request, target)
+        if target.subresource and not has_subresource(target.kind, target.api_version, target.subresource):
             raise APIError(404, "the server could not find the requested resource", "NotFound")
         if target.subresource and method in ("POST", "DELETE"):
             raise method_not_allowed()
@@ -187,7 +210,7 @@ class ResourceAPI:
             raise bad_request("timeoutSeconds: must be a number of seconds") from None
         as_table = bodies.wants_table(request)
         include = query.get("includeObject", "Metadata")
-        prefix = f"/registry/{kind.plural}/" + (f"{target.namespace}/" if target.namespace else "")
+        prefix = f"/registry/{kind.registry_path}/" + (f"{target.namespace}/" if target.namespace else "")
         response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         await response.prepare(request)
@@ -195,6 +218,8 @@ class ResourceAPI:
         def encode(event_type: str, obj: dict) -> bytes:
             if as_table and event_type != "ERROR":
                 obj = bodies.table(kind, [obj], obj["metadata"].get("resourceVersion", ""), include)
+            elif kind.custom and event_type != "ERROR":
+                obj = convert(obj, target.api_version)
             return encode_event(event_type, obj)
         initial_rev = None
         if initial or rv in ("", "0"):
@@ -245,13 +270,25 @@ class ResourceAPI:
         return response
 
     # ---- writes ------------------------------------------------------------------------------------------------
+    async def review(self, request: web.Request, target: Target) -> web.Response:
+        """POST of a never-stored authn/authz object, or of a TokenRequest (`serviceaccounts/NAME/token`)."""
+        if request.method != "POST" or (target.name and target.subresource != "token"):
+            raise method_not_allowed()
+        obj = bodies.decode(await bodies.read_body(request), request.content_type)
+        if not isinstance(obj, dict):
+            raise bad_request("Object 'Kind' is missing in the request body")
+        if target.subresource == "token":
+            return bodies.respond(reviews.token_request(request, target.namespace or "", target.name, obj), 201)
+        return bodies.respond(reviews.review(request.app[AUTH], target.kind, obj, request[USER],
+                                             target.namespace), 201)
+
     async def _object_body(self, request: web.Request, target: Target, type_name: str | None = None) -> dict:
         obj = bodies.decode(await bodies.read_body(request), request.content_type)
         if not isinstance(obj, dict):
             raise bad_request("Object 'Kind' is missing in the request body")
         kind = target.kind
         want_kind, want_version = type_name or kind.name, "autoscaling/v1" if type_name == "Scale" else \
-            kind.api_version
+            target.api_version or kind.api_version
         if obj.get("kind") not in (None, want_kind):
             raise bad_request(f"the kind in the data ({obj.get('kind')}) does not match the expected kind "
                               f"({want_kind})")
@@ -283,6 +320,8 @@ class ResourceAPI:
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + "".join(random.choice(GENERATE_CHARS) for _ in range(5))
         warnings = bodies.check_fields(obj, target.kind.name, request.query.get("fieldValidation", ""))
+        if target.kind.name == "Pod":
+            await admit_pod(self.client, obj)
         try:
             created = self._client(request).create(obj)
         except (ManifestError, Conflict) as exc:
@@ -301,8 +340,11 @@ class ResourceAPI:
             if not isinstance(replicas, int) or replicas < 0:
                 raise invalid(target.kind, target.name, [("spec.replicas", f"{replicas!r}: must be greater than "
                                                                            "or equal to 0")])
-            obj = copy.deepcopy(current)
-            obj["spec"]["replicas"] = replicas
+            if target.kind.custom:
+                obj = with_replicas(current, target.kind.custom, replicas)
+            else:
+                obj = copy.deepcopy(current)
+                obj["spec"]["replicas"] = replicas
         client.apply([obj], source="api", expect_revision=expect)
         stored = client.get(target.kind, target.namespace, target.name) if client is self.client else None
         return stored or obj
@@ -333,6 +375,10 @@ class ResourceAPI:
         if content_type not in patches.PATCH_TYPES:
             raise APIError(415, f"the body of the request was in an unknown format - accepted media types include: "
                                 f"{', '.join(patches.PATCH_TYPES)}", "UnsupportedMediaType")
+        if content_type == patches.STRATEGIC_PATCH and target.kind.custom and target.subresource != "scale":
+            accepted = ", ".join(t for t in patches.PATCH_TYPES if t != patches.STRATEGIC_PATCH)
+            raise APIError(415, f"the body of the request was in an unknown format - accepted media types include: "
+                                f"{accepted}", "UnsupportedMediaType")
         body = bodies.decode(await bodies.read_body(request), content_type, (content_type,))
         type_name = "Scale" if target.subresource == "scale" else target.kind.name
         client = self._client(request)
@@ -380,6 +426,8 @@ class ResourceAPI:
         if target.kind.namespaced:
             body["metadata"].setdefault("namespace", target.namespace)
         warnings = bodies.check_fields(body, target.kind.name, request.query.get("fieldValidation", ""))
+        if target.kind.name == "Pod":
+            await admit_pod(self.client, body)
         try:
             return bodies.respond(client.create(body), 201, warnings)
         except (ManifestError, Conflict) as exc:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from functools import lru_cache
 
-from kemu.api.kinds import KINDS, Kind
+from kemu.api.kinds import KINDS, Kind, revision
+from kemu.apiserver.crd import openapi_schema
+from kemu.apiserver.resources import has_subresource
 from kemu.apiserver.schema import OPEN, TOP, TYPES, Field, ListOf, MapOf
 
 PREFIX = "io.k8s.kemu."
@@ -22,7 +25,16 @@ QUERY = ("dryRun", "fieldManager", "fieldValidation", "pretty")
 
 def group_versions() -> list[str]:
     """`api/v1`, `apis/apps/v1`, ...: the paths of the per group-version documents."""
-    return sorted({_gv_path(k) for k in KINDS.values()} | {"apis/autoscaling/v1"})
+    return sorted({_gv_path(k) for k in _kinds()} | {"apis/autoscaling/v1"})
+
+
+def _kinds() -> list[Kind]:
+    """Every served kind, a custom kind once per served version (as a Kind with that apiVersion)."""
+    out = []
+    for kind in KINDS.values():
+        versions = [v.name for v in kind.custom.served_versions()] if kind.custom else []
+        out += [replace(kind, api_version=f"{kind.group}/{v}") for v in versions] if kind.custom else [kind]
+    return out
 
 
 def _gv_path(kind: Kind) -> str:
@@ -82,6 +94,8 @@ def _operation(kind: Kind, verb: str, action: str, body: bool, subresource: str 
         types = ["application/json-patch+json", "application/merge-patch+json",
                  "application/strategic-merge-patch+json", "application/apply-patch+yaml"] if action == "patch" \
             else ["*/*"]
+        if kind.custom and subresource != "scale":     # custom resources take no strategic merge patch
+            types = [t for t in types if t != "application/strategic-merge-patch+json"]
         op["requestBody"] = {"content": {t: {"schema": _ref(what) if action != "patch" else {"type": "object"}}
                                          for t in types}, "required": True}
     return op
@@ -94,34 +108,46 @@ def _paths(kind: Kind) -> dict:
                                 "put": _operation(kind, "replace", "put", True),
                                 "patch": _operation(kind, "patch", "patch", True),
                                 "delete": _operation(kind, "delete", "delete", False)}}
-    if "status" in TYPES[kind.name]:
+    version = kind.api_version.rpartition("/")[2]
+    if "status" in TYPES.get(kind.name, ()) or kind.custom and has_subresource(kind, version, "status"):
         paths[base + "/{name}/status"] = {"get": _operation(kind, "read", "get", False, "status"),
                                           "put": _operation(kind, "replace", "put", True, "status"),
                                           "patch": _operation(kind, "patch", "patch", True, "status")}
-    if kind.name in ("Deployment", "ReplicaSet"):
+    if has_subresource(kind, version, "scale"):
         paths[base + "/{name}/scale"] = {"get": _operation(kind, "read", "get", False, "scale"),
                                          "put": _operation(kind, "replace", "put", True, "scale"),
                                          "patch": _operation(kind, "patch", "patch", True, "scale")}
     return paths
 
 
-@lru_cache(maxsize=None)
 def document(gv_path: str) -> bytes | None:
     """The OpenAPI v3 document of `api/v1` or `apis/<group>/<version>` (None: not served)."""
-    kinds = [k for k in KINDS.values() if _gv_path(k) == gv_path]
+    return _document(gv_path, revision())
+
+
+@lru_cache(maxsize=64)
+def _document(gv_path: str, _revision: int) -> bytes | None:
+    kinds = [k for k in _kinds() if _gv_path(k) == gv_path]
     if not kinds and gv_path != "apis/autoscaling/v1":
         return None
     paths: dict = {}
     for kind in kinds:
         paths.update(_paths(kind))
+    schemas = {PREFIX + name: _type_schema(name) for name in TYPES}
+    schemas.update({PREFIX + k.name: openapi_schema(k, k.api_version.rpartition("/")[2], _ref("ObjectMeta"))
+                    for k in kinds if k.custom})
     doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"}, "paths": paths,
-           "components": {"schemas": {PREFIX + name: _type_schema(name) for name in TYPES}}}
+           "components": {"schemas": schemas}}
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-@lru_cache(maxsize=None)
 def index() -> bytes:
     """`/openapi/v3`: every group-version with a content-hashed URL (clients cache by it)."""
+    return _index(revision())
+
+
+@lru_cache(maxsize=4)
+def _index(_revision: int) -> bytes:
     paths = {}
     for gv in group_versions():
         digest = hashlib.sha512(document(gv) or b"").hexdigest()[:128].upper()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kemu.api.kinds import KINDS
+from kemu.api.structural import unknown_fields as structural_unknown
 
 STR, INT, BOOL, NUM, OPEN, QTY, INTSTR, TIME = "string", "integer", "boolean", "number", "open", "quantity", \
     "int-or-string", "date-time"
@@ -108,6 +109,8 @@ TYPES: dict[str, dict[str, Field]] = {
                     "schedule": STR, "startingDeadlineSeconds": INT, "successfulJobsHistoryLimit": INT,
                     "suspend": BOOL, "timeZone": STR},
     "Scale": {**OBJ_FIELDS, "spec": "ScaleSpec", "status": OPEN},
+    "CustomResourceDefinitionSpec": {"conversion": OPEN, "group": STR, "names": OPEN, "preserveUnknownFields": BOOL,
+                                     "scope": STR, "versions": ListOf(OPEN)},
     "ScaleSpec": {"replicas": INT},
     "PolicyRule": {"apiGroups": ListOf(STR), "resources": ListOf(STR), "verbs": ListOf(STR),
                    "resourceNames": ListOf(STR), "nonResourceURLs": ListOf(STR)},
@@ -133,6 +136,7 @@ TOP: dict[str, dict[str, Field]] = {
     "DaemonSet": {"spec": "DaemonSetSpec", "status": "Status"},
     "Job": {"spec": "JobSpec", "status": "Status"},
     "CronJob": {"spec": "CronJobSpec", "status": OPEN},
+    "CustomResourceDefinition": {"spec": "CustomResourceDefinitionSpec", "status": OPEN},
     "ServiceAccount": {"secrets": ListOf(OPEN, "name", "merge"), "imagePullSecrets": ListOf(OPEN),
                        "automountServiceAccountToken": BOOL},
     "Role": {"rules": ListOf("PolicyRule")},
@@ -158,6 +162,9 @@ def unknown_fields(obj: object, type_name: str, path: str = "", prune: bool = Fa
     """Paths of fields `obj` has that `type_name` does not know (`spec.x`, `spec.containers[0].y`), as upstream's
     strict decoder names them; `prune` also removes them (what a non-strict decode keeps of the object)."""
     out: list[str] = []
+    custom = KINDS[type_name].custom if type_name in KINDS else None
+    if custom is not None and isinstance(obj, dict):     # a custom kind: its version's structural schema
+        return structural_unknown(obj, custom.version(obj.get("apiVersion")).schema, path, prune)
     if not isinstance(obj, dict) or type_name not in TYPES:
         return out
     for key in list(obj):

@@ -122,7 +122,7 @@ class Client:
              where: Callable[[dict], bool] | None = None) -> tuple[list[dict], int]:
         """Objects of `kind` (in `namespace`, or all when None) and the revision they were read at."""
         kind = kind if isinstance(kind, Kind) else resolve_kind(kind)
-        prefix = key_for(kind, namespace, "") if namespace else f"{REGISTRY}{kind.plural}/"
+        prefix = key_for(kind, namespace, "") if namespace else f"{REGISTRY}{kind.registry_path}/"
         kvs, rev = self.store.range(prefix)
         items = [decode(kv.value, kv.mod_revision) for kv in kvs]
         if selector:
@@ -130,6 +130,13 @@ class Client:
         if where:
             items = [o for o in items if where(o)]
         return items, rev
+
+    def watch(self, kind: str | Kind, after_revision: int):
+        """Changes to `kind`'s objects after `after_revision` (a revision from `list`): an ObjectWatcher
+        (kemu.client.watchsource; RestClient.watch is the same over HTTP)."""
+        from kemu.client.watchsource import StoreObjectWatcher
+        kind = kind if isinstance(kind, Kind) else resolve_kind(kind)
+        return StoreObjectWatcher(self.store.watch(f"{REGISTRY}{kind.registry_path}/", after_revision + 1))
 
     # ---- writes ------------------------------------------------------------------------------------------------
     def create(self, obj: dict) -> dict:
@@ -160,6 +167,9 @@ class Client:
     def update(self, obj: dict) -> dict:
         """Replace obj (whole object incl. status) if its resourceVersion is current; raises Conflict."""
         ref = ref_of(obj)
+        if KINDS[ref.kind].custom:      # a custom object's status is checked against its schema too
+            obj = copy.deepcopy(obj)
+            self._admit(obj, "-", 0)
         kv = self.store.get(ref.key)
         if kv is None:
             raise NotFound(str(ref))
@@ -220,6 +230,8 @@ class Client:
         if kind and kind.namespaced and isinstance(obj.get("metadata"), dict):
             obj["metadata"].setdefault("namespace", "default")
         problems = validate(obj)
+        if not problems and kind and kind.custom:
+            obj["apiVersion"] = kind.api_version    # stored at the storage version (conversion strategy None)
         if problems:
             field, message = problems[0]
             name = (obj.get("metadata") or {}).get("name") if isinstance(obj.get("metadata"), dict) else None
@@ -288,7 +300,10 @@ class Client:
         meta = new["metadata"]
         meta.pop("resourceVersion", None)
         meta["uid"] = str(uuid.uuid4())              # the server's, whatever the client sent (as upstream)
-        meta.setdefault("creationTimestamp", now_rfc3339())
+        meta["creationTimestamp"] = meta.get("creationTimestamp") or now_rfc3339()   # clients send null
+        custom = KINDS[new["kind"]].custom
+        if custom is not None and custom.storage.status:
+            new.pop("status", None)         # create cannot set what the status subresource owns (as upstream)
         return new
 
     @staticmethod
@@ -302,8 +317,14 @@ class Client:
                 new["metadata"][field] = copy.deepcopy(obj["metadata"][field])
             else:
                 new["metadata"].pop(field, None)
+        custom = KINDS[obj["kind"]].custom
+        server_owned = {"metadata", "apiVersion", "kind"} | \
+            ({"status"} if custom is None or custom.storage.status else set())
+        if custom is not None:      # replaced whole: its status too, unless the status subresource owns it
+            for field in set(new) - set(obj) - server_owned:
+                del new[field]
         for field, value in obj.items():
-            if field in ("metadata", "status", "apiVersion", "kind"):
+            if field in server_owned:
                 continue
             if field == "spec" and obj["kind"] == "Pod":
                 _check_pod_update(old["spec"], value, source, ref_of(obj))

@@ -1,4 +1,6 @@
-"""Informer: list once, then watch, keeping a local cache and calling handlers, like client-go's."""
+"""Informer: list once, then watch, keeping a local cache and calling handlers, like client-go's. It works over
+either client (kemu.client.Client on a store, kemu.client.rest.RestClient over HTTPS): both offer `list(kind)` and
+`watch(kind, after_revision)` (kemu.client.watchsource); a compacted/expired revision (410) means relist."""
 from __future__ import annotations
 
 import logging
@@ -7,7 +9,8 @@ from typing import Callable
 
 from kemu.api.kinds import Kind, resolve_kind
 from kemu.api.meta import REGISTRY
-from kemu.client import Client, decode
+from kemu.client import Client
+from kemu.client.watchsource import object_key
 from kemu.store import Compacted
 
 log = logging.getLogger(__name__)
@@ -15,12 +18,13 @@ Handler = Callable[[str, dict | None, dict | None], None]   # (key, old, new); n
 
 
 class Informer:
-    """Keeps `cache` (key → object) in step with the store for one kind and calls `handler` on each change."""
+    """Keeps `cache` (store key → object) in step with the cluster for one kind and calls `handler` on each change.
+    `client`: a Client or a RestClient."""
 
     def __init__(self, client: Client, kind: str | Kind, handler: Handler | None = None) -> None:
         self.client = client
         self.kind = kind if isinstance(kind, Kind) else resolve_kind(kind)
-        self.prefix = f"{REGISTRY}{self.kind.plural}/"
+        self.prefix = f"{REGISTRY}{self.kind.registry_path}/"
         self.cache: dict[str, dict] = {}
         self.handlers: list[Handler] = [handler] if handler else []
         self.synced = threading.Event()
@@ -48,8 +52,8 @@ class Informer:
                 log.exception("handler for %s failed", key)
 
     def _relist(self) -> int:
-        kvs, rev = self.client.store.range(self.prefix)
-        fresh = {kv.key: decode(kv.value, kv.mod_revision) for kv in kvs}
+        items, rev = self.client.list(self.kind)
+        fresh = {object_key(self.kind, obj): obj for obj in items}
         with self.lock:
             old_cache, self.cache = self.cache, fresh
         for key, old in old_cache.items():
@@ -66,14 +70,14 @@ class Informer:
         while not self._stop.is_set():
             try:
                 rev = self._relist()
-                watcher = self.client.store.watch(self.prefix, rev + 1)
+                watcher = self.client.watch(self.kind, rev)
                 try:
                     while not self._stop.is_set():
                         for ev in watcher.next_batch(timeout=0.5):
                             with self.lock:
                                 old = self.cache.get(ev.key)
                                 if ev.type == "PUT":
-                                    new = decode(ev.value, ev.revision)
+                                    new = ev.obj
                                     self.cache[ev.key] = new
                                 else:
                                     new = None
