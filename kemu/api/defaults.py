@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from kemu.api.crds import CustomResource, crd_defaults
 from kemu.api.kinds import KINDS
+from kemu.api.schema import TYPES, normalize, type_problems
 from kemu.api.structural import apply_defaults as apply_defaults_from_schema
 from kemu.api.structural import unknown_fields
 
@@ -18,6 +19,10 @@ def apply_defaults(obj: dict) -> dict:
         return obj
     meta = obj.setdefault("metadata", {}) if isinstance(obj.get("metadata", {}), dict) else obj["metadata"]
     kind = obj.get("kind")
+    if kind in TYPES and not (kind in KINDS and KINDS[kind].custom):
+        normalize(obj, kind)                    # nulls are unset fields, as Go's decoder reads them
+        if type_problems(obj, kind, "")[0]:
+            return obj                          # undecodable: validation reports it; nothing to default
     if kind in _DEFAULTERS and isinstance(meta, dict):
         _DEFAULTERS[kind](obj)
     elif kind in KINDS and KINDS[kind].custom and isinstance(meta, dict):

@@ -5,6 +5,7 @@ import ipaddress
 import os
 import re
 
+from kemu.api import images
 from kemu.api.crds import CustomResource, crd_problems
 from kemu.api.cron import parse_schedule
 from kemu.api.kinds import KINDS
@@ -18,6 +19,7 @@ from kemu.api.meta import (
 )
 from kemu.api.network import NODEPORT_RANGE, SERVICE_NETWORK
 from kemu.api.quantity import parse_quantity
+from kemu.api.schema import TYPES, type_problems
 from kemu.api.structural import validate as validate_with_schema
 
 AGNHOST_IMAGE = re.compile(r"^(docker\.io/|registry\.k8s\.io/e2e-test-images/)?(kemu/)?agnhost(:[\w.-]+)?$")
@@ -66,12 +68,40 @@ def validate(obj: dict) -> Problems:
             problems.append((f"metadata.{field}", "must map strings to strings (quote numbers and booleans)"))
         elif value:
             _labels_or_annotations(value, f"metadata.{field}", field == "labels", problems)
+    _object_meta(meta, problems)
+    if custom:
+        return problems + validate_with_schema(obj, custom.version(obj.get("apiVersion")).schema)
+    # the one schema first (kemu.api.schema): a value of the wrong type cannot be decoded, so nothing else is
+    # checked (upstream: 400 BadRequest); out-of-range values are reported with the kind's own checks
+    wrong_types, ranges = type_problems(obj, kind, "") if kind in TYPES else ([], [])
+    if wrong_types:
+        return problems + wrong_types
     checker = _CHECKS.get(kind)
+    own: Problems = []
     if checker:
-        checker(obj, problems)
-    elif custom:
-        problems += validate_with_schema(obj, custom.version(obj.get("apiVersion")).schema)
-    return problems
+        try:
+            checker(obj, own)
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:   # a shape the schema does not pin down
+            own.append(("", f"Invalid value: the object could not be validated ({type(exc).__name__}: {exc})"))
+    reported = {field for field, _ in ranges}
+    return problems + ranges + [p for p in own if p[0] not in reported]
+
+
+def _object_meta(meta: dict, problems: Problems) -> None:
+    """What the API server checks of metadata beyond names: resourceVersion is etcd's revision (a decimal
+    number, as the storage layer parses it) and ownerReferences name their owner completely."""
+    version = meta.get("resourceVersion")
+    if isinstance(version, str) and version and not version.isdigit():
+        problems.append(("metadata.resourceVersion", f'Invalid value: "{version}": strconv.ParseUint: parsing '
+                                                     f'"{version}": invalid syntax'))
+    refs = meta.get("ownerReferences")
+    for i, ref in enumerate(refs if isinstance(refs, list) else []):
+        if not isinstance(ref, dict):
+            continue
+        for field, what in (("apiVersion", "version"), ("kind", "kind"), ("name", "name"), ("uid", "uid")):
+            if not ref.get(field):
+                problems.append((f"metadata.ownerReferences[{i}].{field}", f'Invalid value: "": {what} must not '
+                                                                         "be empty"))
 
 
 def custom_api_versions(custom: CustomResource) -> list[str]:
@@ -122,9 +152,6 @@ def _pod_spec(spec: dict, path: str, problems: Problems) -> None:
             _volume(vol, f"{path}.volumes[{i}]", problems)
     if spec.get("restartPolicy") not in ("Always", "OnFailure", "Never"):
         problems.append((f"{path}.restartPolicy", "must be Always, OnFailure or Never"))
-    grace = spec.get("terminationGracePeriodSeconds")
-    if not isinstance(grace, int) or grace < 0:
-        problems.append((f"{path}.terminationGracePeriodSeconds", "must be a non-negative integer"))
     policy = spec.get("dnsPolicy", "ClusterFirst")
     if policy not in ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"):
         problems.append((f"{path}.dnsPolicy", "must be ClusterFirst, ClusterFirstWithHostNet, Default or None"))
@@ -154,9 +181,8 @@ def _container(c: dict, path: str, seen: set[str], volumes: set[str], problems: 
     command = c.get("command")
     image = c.get("image", "")
     if command is None:
-        if not AGNHOST_IMAGE.match(str(image)):
-            problems.append((f"{path}.command", f"required for image {image!r}: kemu runs host processes, so set "
-                                                "command (PATH lookup) or use image kemu/agnhost with args"))
+        if (why := images.not_runnable(str(image or ""), None)) is not None:   # the image catalog (images.yaml)
+            problems.append((f"{path}.command", why))
     elif not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
         problems.append((f"{path}.command", "must be a non-empty list of strings"))
     if c.get("args") is not None and (not isinstance(c["args"], list)
@@ -165,6 +191,18 @@ def _container(c: dict, path: str, seen: set[str], volumes: set[str], problems: 
     for j, env in enumerate(c.get("env") or []):
         if not isinstance(env, dict) or not C_IDENTIFIER.match(str(env.get("name", ""))):
             problems.append((f"{path}.env[{j}].name", "must be a valid environment variable name"))
+        elif "valueFrom" in env:
+            _env_source(env["valueFrom"], f"{path}.env[{j}].valueFrom", problems)
+    for j, source in enumerate(c.get("envFrom") or []):
+        refs = [k for k in ("configMapRef", "secretRef") if k in source]
+        if len(refs) != 1:
+            problems.append((f"{path}.envFrom[{j}]", "Invalid value: \"\": must specify one of: `configMapRef` or "
+                                                    "`secretRef`" if not refs else "Invalid value: \"\": may not "
+                                                    "have more than one field specified at a time"))
+        elif not (source[refs[0]] or {}).get("name"):
+            problems.append((f"{path}.envFrom[{j}].{refs[0]}.name", "Required value: name the ConfigMap or Secret"))
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        _probe(c.get(probe), f"{path}.{probe}", probe, problems)
     for j, port in enumerate(c.get("ports") or []):
         cp = port.get("containerPort") if isinstance(port, dict) else None
         if not isinstance(cp, int) or not 1 <= cp <= 65535:
@@ -195,12 +233,48 @@ def _container(c: dict, path: str, seen: set[str], volumes: set[str], problems: 
     if c.get("terminationMessagePolicy", "File") not in ("File", "FallbackToLogsOnError"):
         problems.append((f"{path}.terminationMessagePolicy", "must be File or FallbackToLogsOnError"))
     resources = c.get("resources") or {}
-    for section in ("requests", "limits"):
-        for res, q in (resources.get(section) or {}).items():
-            try:
-                parse_quantity(q)
-            except ValueError as exc:
-                problems.append((f"{path}.resources.{section}.{res}", str(exc)))
+    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+    for res, q in requests.items():
+        if res in limits and parse_quantity(q) > parse_quantity(limits[res]):
+            problems.append((f"{path}.resources.requests[{res}]", f"Invalid value: \"{q}\": must be less than or "
+                                                                  f"equal to {res} limit of {limits[res]}"))
+
+
+ENV_SOURCES = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
+HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
+
+
+def _env_source(source: dict, path: str, problems: Problems) -> None:
+    """valueFrom names exactly one source, complete (upstream's validateEnvVarValueFrom)."""
+    given = [k for k in ENV_SOURCES if k in source]
+    if len(given) != 1:
+        problems.append((path, "Invalid value: \"\": must specify one of: `fieldRef`, `resourceFieldRef`, "
+                               "`configMapKeyRef` or `secretKeyRef`" if not given else
+                               "Invalid value: \"\": may not have more than one field specified at a time"))
+        return
+    kind, ref = given[0], source[given[0]] or {}
+    required = {"fieldRef": ("fieldPath",), "resourceFieldRef": ("resource",),
+                "configMapKeyRef": ("name", "key"), "secretKeyRef": ("name", "key")}[kind]
+    for field in required:
+        if not ref.get(field):
+            problems.append((f"{path}.{kind}.{field}", "Required value"))
+
+
+def _probe(probe: dict | None, path: str, name: str, problems: Problems) -> None:
+    """A probe has exactly one handler (upstream's validateHandler); its numbers are the schema's."""
+    if probe is None:
+        return
+    given = [k for k in HANDLERS if k in probe]
+    if not given:
+        problems.append((path, "Required value: must specify a handler type (exec, httpGet, tcpSocket or grpc)"))
+    elif len(given) > 1:
+        problems.append((f"{path}.{given[1]}", "Forbidden: may not specify more than 1 handler type"))
+    elif given[0] in ("httpGet", "tcpSocket") and (probe[given[0]] or {}).get("port") in (None, "", 0):
+        problems.append((f"{path}.{given[0]}.port", "Required value: a port number or name"))
+    elif given[0] == "exec" and not (probe["exec"] or {}).get("command"):
+        problems.append((f"{path}.exec.command", "Required value"))
+    if name != "readinessProbe" and probe.get("successThreshold", 1) != 1:
+        problems.append((f"{path}.successThreshold", f"Invalid value: {probe['successThreshold']}: must be 1"))
 
 
 VOLUME_SOURCES = ("emptyDir", "hostPath", "configMap", "secret", "downwardAPI", "projected")
@@ -234,11 +308,6 @@ def _volume(vol: dict, path: str, problems: Problems) -> None:
     if kind == "emptyDir":
         if src.get("medium", "") not in ("", "Memory"):
             problems.append((f"{path}.emptyDir.medium", "must be '' (node disk) or Memory"))
-        if src.get("sizeLimit") is not None:
-            try:
-                parse_quantity(src["sizeLimit"])
-            except ValueError as exc:
-                problems.append((f"{path}.emptyDir.sizeLimit", str(exc)))
     projections = [(f"{path}.{kind}", src)] if kind in ("configMap", "secret", "downwardAPI") else []
     if kind == "projected":
         for i, s in enumerate(src.get("sources") or []):
@@ -260,6 +329,9 @@ def _volume(vol: dict, path: str, problems: Problems) -> None:
                 problems.append((f"{ppath}.items[{j}]", "needs key (configMap/secret) or fieldRef/resourceFieldRef"))
             if item.get("mode") is not None and (not isinstance(item["mode"], int) or not 0 <= item["mode"] <= 0o777):
                 problems.append((f"{ppath}.items[{j}].mode", "must be between 0 and 0777 (511)"))
+
+
+MAX_AFFINITY = 86400     # upstream's MaxClientIPServiceAffinitySeconds
 
 
 def _service(obj: dict, problems: Problems) -> None:
@@ -306,6 +378,22 @@ def _service(obj: dict, problems: Problems) -> None:
             problems.append(("spec.clusterIP", f"{cluster_ip!r} is not an IP address"))
     if spec.get("sessionAffinity", "None") not in ("None", "ClientIP"):
         problems.append(("spec.sessionAffinity", "must be None or ClientIP"))
+    timeout = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")
+    if spec.get("sessionAffinity") == "ClientIP" and timeout is not None and not 0 < timeout <= MAX_AFFINITY:
+        problems.append(("spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+                         f"Invalid value: {timeout}: must be greater than 0 and less than {MAX_AFFINITY}"))
+    for i, ip in enumerate(spec.get("externalIPs") or []):
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            problems.append((f"spec.externalIPs[{i}]", f'Invalid value: "{ip}": must be a valid IP address, (e.g. '
+                                                       "10.9.8.7 or 2001:db8::ffff)"))
+    for i, cidr in enumerate(spec.get("loadBalancerSourceRanges") or []):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            problems.append((f"spec.loadBalancerSourceRanges[{i}]", f'Invalid value: "{cidr}": must be a valid '
+                                                                    "CIDR, e.g. 10.0.0.0/8"))
     for field in ("externalTrafficPolicy", "internalTrafficPolicy"):
         if spec.get(field, "Cluster") not in ("Cluster", "Local"):
             problems.append((f"spec.{field}", "must be Cluster or Local"))
@@ -339,13 +427,6 @@ _CHECKS = {"Pod": _pod, "Service": _service, "ConfigMap": _data_object, "Secret"
 
 # ---- workloads (apps/v1, batch/v1) ---------------------------------------------------------------------------------
 INT_OR_PERCENT = re.compile(r"^\d+%$")
-
-
-def _non_negative(value, path: str, problems: Problems, required: bool = False) -> None:
-    if value is None and not required:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        problems.append((path, "must be a non-negative integer"))
 
 
 def _int_or_percent(value, path: str, problems: Problems) -> None:
@@ -385,16 +466,12 @@ def _template(spec: dict, path: str, problems: Problems, selector_required: bool
 
 def _replicaset(obj: dict, problems: Problems) -> None:
     spec = obj.get("spec") or {}
-    _non_negative(spec.get("replicas"), "spec.replicas", problems)
-    _non_negative(spec.get("minReadySeconds"), "spec.minReadySeconds", problems)
     _template(spec, "spec", problems)
 
 
 def _deployment(obj: dict, problems: Problems) -> None:
     _replicaset(obj, problems)
     spec = obj.get("spec") or {}
-    for field in ("revisionHistoryLimit", "progressDeadlineSeconds"):
-        _non_negative(spec.get(field), f"spec.{field}", problems)
     strategy = spec.get("strategy") or {}
     if strategy.get("type") not in ("RollingUpdate", "Recreate"):
         problems.append(("spec.strategy.type", "must be RollingUpdate or Recreate"))
@@ -413,7 +490,6 @@ def _deployment(obj: dict, problems: Problems) -> None:
 
 def _daemonset(obj: dict, problems: Problems) -> None:
     spec = obj.get("spec") or {}
-    _non_negative(spec.get("minReadySeconds"), "spec.minReadySeconds", problems)
     strategy = spec.get("updateStrategy") or {}
     if strategy.get("type") not in ("RollingUpdate", "OnDelete"):
         problems.append(("spec.updateStrategy.type", "must be RollingUpdate or OnDelete"))
@@ -424,10 +500,6 @@ def _daemonset(obj: dict, problems: Problems) -> None:
 
 
 def _job_spec(spec: dict, path: str, problems: Problems) -> None:
-    for field in ("completions", "parallelism", "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"):
-        _non_negative(spec.get(field), f"{path}.{field}", problems)
-    if spec.get("activeDeadlineSeconds") == 0:
-        problems.append((f"{path}.activeDeadlineSeconds", "must be greater than 0"))
     if spec.get("completionMode", "NonIndexed") != "NonIndexed":
         problems.append((f"{path}.completionMode", "kemu supports NonIndexed only"))
     _template(spec, path, problems, selector_required=False, restart_policies=("Never", "OnFailure"))
@@ -447,8 +519,6 @@ def _cronjob(obj: dict, problems: Problems) -> None:
         problems.append(("spec.timeZone", "kemu schedules in UTC: leave timeZone unset or set it to UTC"))
     if spec.get("concurrencyPolicy") not in ("Allow", "Forbid", "Replace"):
         problems.append(("spec.concurrencyPolicy", "must be Allow, Forbid or Replace"))
-    for field in ("startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
-        _non_negative(spec.get(field), f"spec.{field}", problems)
     job_template = spec.get("jobTemplate")
     if not isinstance(job_template, dict) or not isinstance(job_template.get("spec"), dict):
         problems.append(("spec.jobTemplate", "required: jobTemplate.spec with a pod template"))

@@ -9,7 +9,7 @@ import ast
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-PRODUCT = ("kemu", "nodeagent", "runtime", "cni", "proxy", "clusterdns")
+PRODUCT = ("kemu", "nodeagent", "runtime", "cni", "proxy", "clusterdns", "netpol")
 
 # component -> the components it may import (besides itself). Lower layers first.
 MAY_IMPORT: dict[str, set[str]] = {
@@ -24,13 +24,14 @@ MAY_IMPORT: dict[str, set[str]] = {
     "kemu.controllers": {"kemu.api", "kemu.store", "kemu.client"},
     "nodeagent": {"kemu.api", "kemu.store", "kemu.client", "runtime"},
     "proxy": {"kemu.api", "kemu.store", "kemu.client", "kemu.nft"},
+    "netpol": {"kemu.api", "kemu.store", "kemu.client", "kemu.nft"},
     "clusterdns": {"kemu.api", "kemu.store", "kemu.client"},
     "kemu.addons": {"kemu.api"},
     "kemu.apiserver": {"kemu.api", "kemu.store", "kemu.client", "kemu.controllers"},
     "kemu.lab": {"kemu.api", "kemu.store", "kemu.client", "kemu.nft", "kemu.apiserver", "runtime"},
     "kemu.cli": {"kemu.api", "kemu.store", "kemu.client", "kemu.controllers", "kemu.nft", "kemu.lab", "kemu.addons",
                  "kemu.apiserver",
-                 "nodeagent", "runtime", "cni", "proxy", "clusterdns"},
+                 "nodeagent", "runtime", "cni", "proxy", "clusterdns", "netpol"},
     "kemu.testing": {"kemu.api", "kemu.store", "kemu.client", "kemu.nft", "kemu.lab", "kemu.apiserver", "runtime", "cni",
                      "proxy"},
 }
