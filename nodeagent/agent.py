@@ -14,15 +14,16 @@ import psutil
 
 from kemu.api.nodeconfig import NodeConfig
 from kemu.api.timeutil import now_rfc3339
-from kemu.client import Client
+from kemu.client.daemon import node_client
 from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
-from kemu.store import open_store
 from nodeagent.backoff import Backoff
+from nodeagent.podroutes import PodRoutes, wait_pod_cidr
 from nodeagent.prober import ProbeManager
 from nodeagent.server import NodeServer
 from nodeagent.staticpods import StaticPods, is_mirror
 from nodeagent.status import StatusManager
+from nodeagent.tokens import TokenManager
 from nodeagent.worker import ExitWatcher, PodWorker, WorkerDeps
 from runtime.cnilib import CNIConfig, install_kemu_bridge, node_conflist
 from runtime.pods import PodRuntime
@@ -34,18 +35,15 @@ log = logging.getLogger("nodeagent")
 class NodeAgent:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self.client = Client(open_store(config.store_url))
+        self.client = node_client(config)   # the store in-process, or the API server (config.kubeconfig)
         self.events = EventRecorder(self.client, "kubelet", config.node_name)
         self.status = StatusManager(self.client)
         self.backoff = Backoff(config.crash_loop_initial, config.crash_loop_max)
         self.memory_capacity = psutil.virtual_memory().total
-        if not config.pod_cidr:   # a host joining a cluster (a VM): claim a pod CIDR once, atomically, in the store
-            from kemu.api.network import NODE_CIDR_PREFIX
-            from kemu.store.allocator import allocate_pod_cidr
-            config.pod_cidr = allocate_pod_cidr(self.client.store, config.node_name, config.cluster_cidr,
-                                                NODE_CIDR_PREFIX)
         os.makedirs(config.state_dir, mode=0o700, exist_ok=True)   # pods (Secret volumes), CNI results: root's
         os.chmod(config.state_dir, 0o700)
+        if not config.pod_cidr:   # a host joining a cluster (a VM): register, then wait for the node IPAM's CIDR
+            config.pod_cidr = wait_pod_cidr(self.client, config.node_name, node_labels(config.node_name))
         self.cni = self._setup_cni()
         self.runtime = PodRuntime(config.pods_dir, config.cgroup_root or f"kemu-{config.node_name}", self.cni)
         # node server (kubelet's :10250, nodeagent/server.py): logs, exec, port-forward and stats of the pods it runs
@@ -59,10 +57,14 @@ class NodeAgent:
             backoff=self.backoff, exit_watcher=self.exit_watcher, lookup=self.lookup, services=self.services,
             on_terminated=self.pod_terminated, node_ip=config.node_ip, cluster_dns=config.cluster_dns,
             cluster_domain=config.cluster_domain, sync_frequency=config.sync_frequency,
-            memory_capacity=self.memory_capacity)
+            memory_capacity=self.memory_capacity,
+            tokens=TokenManager(self.client, config.service_account_key_file, config.root_ca_file)
+            if config.service_account_key_file else None)
         self.static_pods = StaticPods(config.static_pod_path, config.node_name, self.client, self.start_static,
                                       self.stop_static, self._cached_pods)
         self.pods = Informer(self.client, "Pod", self._on_pod)
+        self.pod_routes = PodRoutes(self.client, config.node_name, config.node_ip) \
+            if config.pod_routes == "host-gw" else None
         self.service_informer = Informer(self.client, "Service")
         # volumes project ConfigMaps and Secrets: a change wakes the pods of that namespace (no polling needed)
         self.config_informers = [Informer(self.client, kind, self._on_config_object)
@@ -158,10 +160,9 @@ class NodeAgent:
         capacity = {"cpu": str(cpu), "memory": f"{memory // 1024}Ki", "pods": str(self.config.max_pods),
                     "ephemeral-storage": f"{shutil.disk_usage(self.config.state_dir).total // 1024}Ki"}
         return {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": self.config.node_name,
-                             "labels": {"kubernetes.io/hostname": self.config.node_name, "kubernetes.io/os": "linux",
-                                        "kubernetes.io/arch": "amd64"}},
-                "spec": {"podCIDR": self.config.pod_cidr, "podCIDRs": [self.config.pod_cidr]},
+                "metadata": {"name": self.config.node_name, "labels": node_labels(self.config.node_name)},
+                "spec": {"podCIDR": self.config.pod_cidr, "podCIDRs": [self.config.pod_cidr]}
+                if self.config.pod_cidr else {},
                 "status": {"capacity": capacity, "allocatable": dict(capacity),
                            "addresses": [{"type": "InternalIP", "address": self.config.node_ip},
                                          {"type": "Hostname", "address": self.config.node_name}],
@@ -217,6 +218,8 @@ class NodeAgent:
         self.register()
         for informer in [self.service_informer, *self.config_informers]:
             informer.start()
+        if self.pod_routes is not None:
+            self.pod_routes.start()
         for informer in [self.service_informer, *self.config_informers]:
             informer.synced.wait(10)
         self.pods.start()
@@ -259,6 +262,10 @@ class NodeAgent:
             log.info("garbage-collecting pod dir %s", entry)
             if self.runtime.remove_pod_dir(entry) is None:
                 log.warning("pod dir %s had no sandbox config: removed its mounts and files only", entry)
+
+
+def node_labels(name: str) -> dict[str, str]:
+    return {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}
 
 
 def node_capacity() -> tuple[int, int]:

@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
+from urllib.parse import urlencode
 
 from kemu.api.meta import is_dns1123_label
 from kemu.api.network import CLUSTER_CIDR, KUBERNETES_SERVICE_IP, LAB_SEGMENT, LB_POOL, NODE_CIDR_PREFIX
@@ -39,6 +40,9 @@ from kemu.lab.netns import (
     link_is_up,
     set_link,
 )
+from kemu.apiserver.bootstrappolicy import bootstrap_objects
+from kemu.client.tokens import ensure_key
+from kemu.lab.join import node_daemon_policy, write_node_kubeconfig
 from kemu.lab.pki import LabPKI
 from kemu.store import open_store
 from kemu.store.allocator import allocate_pod_cidr
@@ -53,6 +57,10 @@ CLIENT_IP = str(LAB_NETWORK[100])
 ETCD_PORT = 2379
 POD_NETWORKS = ("host-gw", "vxlan")
 MAX_NODES = 50
+NODE_TRANSPORTS = ("store", "api")
+APISERVER_PORT = 6443
+APISERVER_DNS_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                       "kubernetes.default.svc.cluster.local", "localhost")
 KUBELET_CLIENT_CERT = "apiserver-kubelet-client"   # <lab>/pki/<this>.{crt,key}: what node agents' servers trust
 BOOTSTRAP = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
@@ -63,8 +71,16 @@ BOOTSTRAP = [
       "spec": {"clusterIP": KUBERNETES_SERVICE_IP, "ports": [{"name": "https", "port": 443, "targetPort": 6443}]}}]
 
 
+BOOTSTRAP_NAMESPACES = [o["metadata"]["name"] for o in BOOTSTRAP if o["kind"] == "Namespace"]
+
+
 class LabError(RuntimeError):
     pass
+
+
+def bootstrap(client: Client) -> None:
+    """A new cluster's objects: namespaces, the kubernetes Service, the RBAC policy (incl. the node roles)."""
+    client.apply(BOOTSTRAP + bootstrap_objects(BOOTSTRAP_NAMESPACES) + node_daemon_policy(), source="bootstrap")
 
 
 def node_ip(index: int) -> str:
@@ -111,6 +127,8 @@ class LabState:
     pod_network: str = "host-gw"          # host-gw | vxlan
     pod_cidrs: dict[str, str] = field(default_factory=dict)
     node_monitor_grace_period: float = 40.0
+    node_transport: str = "store"         # store | api: how the lab's node daemons reach the cluster
+    remote_nodes: dict[str, dict] = field(default_factory=dict)   # joined from outside: name -> {ip, pod_cidr}
 
 
 class Lab:
@@ -141,6 +159,9 @@ class Lab:
                 return LabState(**json.load(f))
         except FileNotFoundError:
             return LabState(self.name)
+        except PermissionError:       # the lab directory is 0700 (_make_private_dirs): say so, do not wait on it
+            raise LabError(f"kemu: lab {self.name}'s state is readable by root only; run kemu as root (or, once the "
+                           "API server exists, use its kubeconfig)") from None
 
     def _save(self) -> None:
         tmp = self.state_path + ".tmp"
@@ -165,9 +186,17 @@ class Lab:
 
     def node_config(self, index: int) -> NodeConfig:
         name = f"node{index}"
-        settings = {**self.node_server_tls(name, node_ip(index)), **self.state.kubelet_config}
+        settings = {**self.node_server_tls(name, node_ip(index)), **self.state.kubelet_config,
+                    # the agent issues its pods' service-account tokens in-process (docs/apiserver.md)
+                    "service_account_key_file": ensure_key(self.pki_dir),
+                    "root_ca_file": LabPKI(self.pki_dir).ensure_ca().cert}
+        if self.state.node_transport == "api":     # through the API server, as a joined VM does
+            settings["kubeconfig"] = write_node_kubeconfig(
+                os.path.join(self.dir, "nodes", name, "kubelet.conf"), f"kemu-{self.name}", self.api_url, self.pki,
+                name)
         return NodeConfig(node_name=name, state_dir=os.path.join(self.dir, "nodes", name),
-                          store_url=self.node_store_url, node_ip=node_ip(index), pod_cidr=self.state.pod_cidrs[name],
+                          store_url="" if self.state.node_transport == "api" else self.node_store_url,
+                          node_ip=node_ip(index), pod_cidr=self.state.pod_cidrs[name],
                           cluster_cidr=CLUSTER_CIDR,
                           cgroup_root=f"{self.prefix}{name}", **settings)
 
@@ -187,9 +216,12 @@ class Lab:
     # ---- up ----------------------------------------------------------------------------------------------------
     def up(self, nodes: int = 1, config_file: str | None = None, timeout: float = 30.0, store: str | None = None,
            etcd_endpoint: str | None = None, pod_network: str = "host-gw",
-           node_monitor_grace_period: float = 40.0) -> None:
+           node_monitor_grace_period: float = 40.0, node_transport: str = "store") -> None:
         """Create the lab. `store`: sqlite|etcd (default sqlite for 1 node, etcd for more); `etcd_endpoint`: use
-        that etcd (etcd://, etcds://?ca=&cert=&key=) instead of starting one."""
+        that etcd (etcd://, etcds://?ca=&cert=&key=) instead of starting one; `node_transport`: store (node
+        daemons use the store in-process: fastest) or api (through the API server with a node certificate)."""
+        if node_transport not in NODE_TRANSPORTS:
+            raise LabError(f"--node-transport {node_transport}: use {' or '.join(NODE_TRANSPORTS)}")
         store = store or ("etcd" if nodes >= 2 or etcd_endpoint else "sqlite")
         if store not in ("sqlite", "etcd"):
             raise LabError(f"--store {store}: use sqlite or etcd")
@@ -209,10 +241,10 @@ class Lab:
         overrides = load_kubelet_config(config_file) if config_file else {}
         # nodes post status 4 times per grace period (upstream: every 10 s, grace 40 s)
         overrides.setdefault("node_status_update_frequency", min(10.0, node_monitor_grace_period / 4))
-        os.makedirs(os.path.join(self.dir, "logs"), exist_ok=True)
+        self._make_private_dirs()
         self.state = LabState(self.name, [f"node{i}" for i in range(1, nodes + 1)], {}, overrides, time.time(),
                               store=store, pod_network=pod_network,
-                              node_monitor_grace_period=node_monitor_grace_period)
+                              node_monitor_grace_period=node_monitor_grace_period, node_transport=node_transport)
         if etcd_endpoint:
             self.state.store_url = self.state.node_store_url = etcd_endpoint
         self._save()
@@ -222,12 +254,16 @@ class Lab:
             if store == "etcd":
                 self._wait_etcd()
             client = self.client()
-            client.apply(BOOTSTRAP, source="bootstrap")
+            bootstrap(client)
+            self._spawn_apiserver()
+            if node_transport == "api":
+                self._wait_apiserver(timeout)      # the nodes' only way to the cluster
             self.state.pod_cidrs = {n: allocate_pod_cidr(client.store, n, CLUSTER_CIDR, NODE_CIDR_PREFIX) for n in self.state.nodes}
             self._save()
             self._start_daemons(nodes)
             self._route_pod_networks()     # while the agents start (no pod can exist before they are Ready)
             self.wait_ready(client, timeout)
+            self._wait_apiserver(timeout)
         except BaseException:
             self.down()
             raise
@@ -269,6 +305,8 @@ class Lab:
                 for j, cidr in cidrs:
                     if j != i:
                         add_route(ns, cidr, node_ip(j))
+                for remote in self.state.remote_nodes.values():     # joined through the API (join_command)
+                    add_route(ns, remote["pod_cidr"], remote["ip"])
 
     def _start_etcd(self) -> None:
         self._spawn_etcd()
@@ -276,15 +314,38 @@ class Lab:
 
     def _spawn_etcd(self) -> None:
         """etcd in the lab's net namespace: TCP on the lab gateway and loopback there, a unix socket for the CLI."""
-        os.makedirs(self.etcd_dir, exist_ok=True)
+        os.makedirs(self.etcd_dir, mode=0o700, exist_ok=True)
         remove_stale_sockets(self.etcd_dir)
-        urls = [f"http://{LAB_GATEWAY}:{ETCD_PORT}", f"http://127.0.0.1:{ETCD_PORT}",
+        urls = [f"https://{LAB_GATEWAY}:{ETCD_PORT}", f"https://127.0.0.1:{ETCD_PORT}",
                 f"unix://{os.path.basename(self.etcd_socket)}"]
-        self._spawn("etcd", self.net, server_argv(f"kemu-{self.name}", os.path.join(self.etcd_dir, "data"), urls),
-                    cwd=self.etcd_dir)
+        tls, node_url = self.etcd_tls()
+        self._spawn("etcd", self.net, server_argv(f"kemu-{self.name}", os.path.join(self.etcd_dir, "data"), urls,
+                                                  tls=tls), cwd=self.etcd_dir)
         self.state.store_url = f"etcd+unix://{self.etcd_socket}"
-        self.state.node_store_url = f"etcd://{LAB_GATEWAY}:{ETCD_PORT}"
+        self.state.node_store_url = node_url
         self._save()
+
+    # ---- the lab's etcd requires client certificates (pods on the lab segment must not rule the cluster) ----
+    def etcd_tls(self) -> tuple[tuple[str, str, str], str]:
+        """Issue (once) etcd's serving certificate and the client certificate of kemu's components from the lab CA;
+        returns (ca, cert, key) for etcd and the `etcds://` store URL of daemons inside the lab. The serving
+        certificate covers the lab gateway and loopback, and carries clientAuth too: etcd 3.4's JSON gateway dials
+        etcd's own gRPC port with it. The CLI keeps the unix socket, which is root-only (a 0700 directory)."""
+        pki = LabPKI(self.pki_dir)
+        server = pki.issue("etcd-server", f"kemu-{self.name}-etcd", dns_names=("localhost",),
+                           ip_addresses=(LAB_GATEWAY, "127.0.0.1"), server=True, client=True)
+        client = pki.issue("etcd-client", "kube-apiserver-etcd-client", ("system:masters",), client=True)
+        query = urlencode({"ca": pki.ca.cert, "cert": client.cert, "key": client.key}, safe="/")
+        return (pki.ca.cert, server.cert, server.key), f"etcds://{LAB_GATEWAY}:{ETCD_PORT}?{query}"
+
+    # ---- file modes: a lab's state (store, Secrets in pod volumes, keys, logs) is root's alone --------------
+    def _make_private_dirs(self) -> None:
+        """The lab directory 0700 (kubelet keeps its state 0750 for root's group; kemu has no such group) and its
+        logs 0700: nothing below is reachable for another local user whatever the mode of a file inside."""
+        os.makedirs(os.path.dirname(self.dir), mode=0o755, exist_ok=True)
+        for path in (self.dir, os.path.join(self.dir, "logs")):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            os.chmod(path, 0o700)
 
     def _wait_etcd(self) -> None:
         try:
@@ -294,11 +355,12 @@ class Lab:
             raise LabError(f"lab {self.name}: etcd at {self.state.store_url} is not answering ({exc}); {where}") \
                 from None
 
-    def _spawn(self, key: str, ns: Namespace, argv: list[str], cwd: str | None = None) -> None:
+    def _spawn(self, key: str, ns: Namespace | None, argv: list[str], cwd: str | None = None) -> None:
+        """Start a daemon in `ns` (None: this process's network namespace)."""
         log_path = os.path.join(self.dir, "logs", f"{key}.log")
         env = dict(os.environ, KEMU_LAB=self.name, PYTHONUNBUFFERED="1")
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(ns.enter_argv(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
+            proc = subprocess.Popen(ns.enter_argv(argv) if ns else argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True, env=env, cwd=cwd)
         # nsenter execs the command, so the PID is the daemon's
         self.state.daemons[key] = asdict(Daemon(key, proc.pid, start_ticks(proc.pid) or 0, log_path))
@@ -323,6 +385,7 @@ class Lab:
             json.dump(asdict(cfg), f, indent=2)
         self._spawn_agent(f"node{i}")
         self._spawn(f"node{i}-proxy", self.namespace(f"node{i}"), kemu + ["proxy", "--node-config", cfg_path])
+        self._spawn(f"node{i}-netpol", self.namespace(f"node{i}"), kemu + ["netpol", "--node-config", cfg_path])
         # the node's cluster DNS server (NodeLocal-DNSCache-like); it registers in kube-dns's Endpoints
         self._spawn(f"node{i}-dns", self.namespace(f"node{i}"), kemu + ["dns", "--node-config", cfg_path])
 
@@ -330,6 +393,57 @@ class Lab:
         cfg_path = os.path.join(self.dir, "nodes", node, "node.json")
         self._spawn(f"{node}-agent", self.namespace(node),
                     [sys.executable, "-m", "kemu.cli", "node-agent", "--node-config", cfg_path])
+
+    # ---- API server (kubectl) -------------------------------------------------------------------------------
+    @property
+    def pki(self) -> LabPKI:
+        return LabPKI(self.pki_dir)
+
+    @property
+    def api_url(self) -> str:
+        """The API server as nodes and pods reach it: on the lab segment."""
+        return f"https://{LAB_GATEWAY}:{APISERVER_PORT}"
+
+    @property
+    def kubeconfig_path(self) -> str:
+        """The lab's admin kubeconfig (server https://127.0.0.1:<port>, context kemu-<lab>)."""
+        return os.path.join(self.dir, "kubeconfig")
+
+    def _spawn_apiserver(self) -> None:
+        """The API server, TLS with the lab CA: on LAB_GATEWAY:6443 inside the lab's net namespace (for pods and
+        nodes) and on a free port of the machine's loopback (for the user's kubectl). It runs in the root
+        namespace, where the CLI's store URL works, and creates its lab socket there by setns() on a thread."""
+        pki = LabPKI(self.pki_dir)
+        serving = pki.issue("apiserver", "kube-apiserver", dns_names=APISERVER_DNS_NAMES,
+                            ip_addresses=("127.0.0.1", LAB_GATEWAY, KUBERNETES_SERVICE_IP), server=True)
+        kubelet = pki.issue(KUBELET_CLIENT_CERT, "kube-apiserver-kubelet-client", ("kubeadm:cluster-admins",),
+                            client=True)     # streams and proxies go to node agents with it, from the lab netns
+        self._spawn("apiserver", None, [
+            sys.executable, "-m", "kemu.apiserver", "--store", self.store_url, "--listen", "127.0.0.1:0",
+            "--listen-netns", f"{self.net.path}={LAB_GATEWAY}:{APISERVER_PORT}", "--tls-cert", serving.cert,
+            "--tls-key", serving.key, "--client-ca", pki.ca.cert, "--advertise-address", LAB_GATEWAY,
+            "--service-account-signing-key-file", ensure_key(self.pki_dir),
+            "--kubelet-client-certificate", kubelet.cert, "--kubelet-client-key", kubelet.key,
+            "--kubelet-certificate-authority", pki.ca.cert,
+            "--ready-file", os.path.join(self.dir, "apiserver.json")])
+
+    def _wait_apiserver(self, timeout: float) -> None:
+        """Wait until the API server listens, then write the admin kubeconfig for its loopback port."""
+        from kemu.apiserver.kubeconfig import admin_kubeconfig, write
+        ready = os.path.join(self.dir, "apiserver.json")
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(ready):
+            if not Daemon(**self.state.daemons["apiserver"]).alive():
+                raise LabError(f"lab {self.name}: apiserver exited: {self._log_tail('apiserver')}")
+            if time.monotonic() > deadline:
+                raise LabError(f"lab {self.name}: apiserver not serving after {timeout:.0f}s; see {self.dir}/logs/")
+            time.sleep(0.02)
+        with open(ready) as f:
+            port = json.load(f)["ports"][0]
+        pki = LabPKI(self.pki_dir)
+        admin = pki.issue("admin", "kubernetes-admin", ("system:masters",), client=True)
+        write(self.kubeconfig_path, admin_kubeconfig(f"kemu-{self.name}", f"https://127.0.0.1:{port}", pki.ca.cert,
+                                                     admin.cert, admin.key))
 
     # ---- grow --------------------------------------------------------------------------------------------------
     def add_node(self, timeout: float = 30.0) -> str:
@@ -360,6 +474,43 @@ class Lab:
         add_multipath_route(Namespace(f"{self.prefix}client"), LB_POOL, [node_ip(i) for i in range(1, index + 1)])
         self._wait_node_ready(client, name, timeout)
         return name
+
+    # ---- nodes joining from outside (a VM): only the API address and a credential -----------------------------
+    def join_command(self, name: str, ip: str, out_dir: str) -> dict:
+        """Prepare node `name` at `ip` (on the lab segment, e.g. a VM whose tap device is on the lab bridge) to join
+        through the API server: write `out_dir`/kubelet.conf (server, CA, the node's client certificate
+        CN=system:node:<name>) and join.json; claim the pod CIDR the node IPAM controller will give it, so the
+        lab's nodes route it (host-gw), as they route each other. Returns join.json's content."""
+        if not self.exists():
+            raise LabError(f"lab {self.name} is not up; run `kemu lab up --name {self.name}` first")
+        if not is_dns1123_label(name) or name in self.state.nodes:
+            raise LabError(f"node name {name!r}: use a DNS-1123 label that no lab node has "
+                           f"({', '.join(self.state.nodes)})")
+        if self.state.pod_network != "host-gw":
+            raise LabError(f"lab {self.name} uses --pod-network {self.state.pod_network}; joining from outside "
+                           "needs host-gw")
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            raise LabError(f"--ip {ip!r}: not an IPv4 address") from None
+        taken = {LAB_GATEWAY, CLIENT_IP} | {node_ip(i) for i in range(1, MAX_NODES + 1)} | \
+            {r["ip"] for n, r in self.state.remote_nodes.items() if n != name}
+        if addr not in LAB_NETWORK or ip in taken or addr in (LAB_NETWORK.network_address,
+                                                             LAB_NETWORK.broadcast_address):
+            raise LabError(f"--ip {ip}: use a free address of {LAB_SEGMENT} outside the lab's own "
+                           f"(.1, .11-.{10 + MAX_NODES}, .100), e.g. {LAB_NETWORK[200]}")
+        cidr = allocate_pod_cidr(self.client().store, name, CLUSTER_CIDR, NODE_CIDR_PREFIX)
+        self.state.remote_nodes[name] = {"ip": ip, "pod_cidr": cidr}
+        self._save()
+        self._route_pod_networks()
+        os.makedirs(out_dir, mode=0o700, exist_ok=True)
+        kubeconfig = write_node_kubeconfig(os.path.join(out_dir, "kubelet.conf"), f"kemu-{self.name}",
+                                           self.api_url, self.pki, name)
+        info = {"server": self.api_url, "node_name": name, "node_ip": ip, "kubeconfig": kubeconfig,
+                "pod_cidr": cidr}
+        with open(os.path.join(out_dir, "join.json"), "w") as f:
+            json.dump(info, f, indent=2)
+        return info
 
     def _wait_node_ready(self, client: Client, name: str, timeout: float) -> None:
         """`name` is Ready and its DNS server is in kube-dns's Endpoints (other nodes may be failed on purpose)."""
@@ -445,6 +596,8 @@ class Lab:
     # ---- down --------------------------------------------------------------------------------------------------
     def down(self) -> list[str]:
         """Remove everything the lab made; returns what could not be removed (empty when clean)."""
+        from kemu.apiserver.kubeconfig import forget_lab
+        forget_lab(self.dir, f"kemu-{self.name}")     # the context `kemu lab kubeconfig --merge` added
         daemons = [Daemon(**d) for d in self.state.daemons.values()]
         for group in ([d for d in daemons if d.name != "etcd"], [d for d in daemons if d.name == "etcd"]):
             for d in group:       # SIGTERM all at once, then wait; etcd last so nobody waits for it
