@@ -6,7 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := nftables python3-nftables python3-venv python3-pip iproute2 util-linux procps \
 	containernetworking-plugins iptables conntrack iperf3 etcd-server etcd-client curl jq \
-	shellcheck vagrant
+	shellcheck vagrant \
+	busybox nginx fortune-mod
 LAB ?= kemu
 
 .PHONY: deps demo test unit down clean

@@ -12,11 +12,13 @@ import time
 
 import psutil
 
+from kemu.api import images
 from kemu.api.nodeconfig import NodeConfig
 from kemu.api.timeutil import now_rfc3339
 from kemu.client.daemon import node_client
 from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
+from nodeagent import qos
 from nodeagent.backoff import Backoff
 from nodeagent.podroutes import PodRoutes, wait_pod_cidr
 from nodeagent.prober import ProbeManager
@@ -36,6 +38,7 @@ class NodeAgent:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.client = node_client(config)   # the store in-process, or the API server (config.kubeconfig)
+        images.use_overrides(config.image_catalog, "node configuration")   # the lab's image catalog entries
         self.events = EventRecorder(self.client, "kubelet", config.node_name)
         self.status = StatusManager(self.client)
         self.backoff = Backoff(config.crash_loop_initial, config.crash_loop_max)
@@ -117,8 +120,14 @@ class NodeAgent:
         worker.update(new if self._mine(new) else None)
 
     def _start_worker(self, pod: dict) -> None:
-        """Caller holds _workers_lock."""
-        worker = PodWorker(self.worker_deps, pod)
+        """Caller holds _workers_lock. A pod the agent cannot run gets a Warning event; the others go on."""
+        try:
+            worker = PodWorker(self.worker_deps, pod)
+        except Exception as exc:
+            log.exception("pod %s/%s: cannot start its worker", pod["metadata"].get("namespace"),
+                          pod["metadata"].get("name"))
+            self.events.record(pod, "Warning", "FailedSync", f"error determining status: {exc}")
+            return
         worker.adopt()
         self.workers[pod["metadata"]["uid"]] = worker
         worker.start()
@@ -202,6 +211,19 @@ class NodeAgent:
         if existing is None:
             self.client.create(node)
         self.heartbeat()
+        self._warn_oom_floor()
+
+    def _warn_oom_floor(self) -> None:
+        """Once per start: say on the Node when the host will not let Guaranteed pods have their oom_score_adj
+        (the runtime falls back to the lowest allowed; their QoS class stays Guaranteed)."""
+        floor = qos.oom_score_floor()
+        if floor > qos.GUARANTEED_OOM_SCORE_ADJ:
+            node = self.client.get("Node", None, self.config.node_name)
+            if node is not None:
+                self.events.record(node, "Warning", "OOMScoreAdjustLimited",
+                                   f"this host does not allow oom_score_adj below {floor} (no CAP_SYS_RESOURCE): "
+                                   f"containers of Guaranteed pods run with {floor} instead of "
+                                   f"{qos.GUARANTEED_OOM_SCORE_ADJ}; their QoS class is unchanged")
 
     def heartbeat(self) -> None:
         fresh = self.node_object()
@@ -228,16 +250,19 @@ class NodeAgent:
         self.garbage_collect()
         last_beat = time.monotonic()
         while not self._stop.wait(0.5):
-            reap()
-            try:
+            try:      # nothing in one turn (a store hiccup, an object it cannot read) may stop the agent
+                reap()
                 self.static_pods.sync()
             except Exception:
-                log.exception("static pod sync failed")
+                log.exception("reaping or static pod sync failed")
             if time.monotonic() - last_beat >= self.config.node_status_update_frequency:
-                self.heartbeat()
-                self.garbage_collect()
-                self.backoff.gc()
                 last_beat = time.monotonic()
+                try:
+                    self.heartbeat()
+                    self.garbage_collect()
+                    self.backoff.gc()
+                except Exception:
+                    log.exception("heartbeat or garbage collection failed; retrying next period")
             with self._workers_lock:
                 for uid in [u for u, w in self.workers.items() if w.finished.is_set()]:
                     del self.workers[uid]

@@ -7,8 +7,8 @@ import os
 import re
 import sys
 
+from kemu.api import images
 from kemu.api.quantity import parse_quantity
-from kemu.api.validation import AGNHOST_IMAGE
 
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
@@ -114,11 +114,13 @@ def _data_value(obj: dict | None, key: str, kind: str, name: str, optional: bool
     raise EnvError(f"couldn't find key {key} in {kind} {obj['metadata']['namespace']}/{name}")
 
 
-def container_env(pod: dict, container: dict, services: list[dict], lookup) -> dict[str, str]:
-    """The full environment. `lookup(kind, namespace, name)` reads ConfigMaps and Secrets."""
+def container_env(pod: dict, container: dict, services: list[dict], lookup,
+                  image_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The full environment. `lookup(kind, namespace, name)` reads ConfigMaps and Secrets; `image_env` (the image
+    catalog entry's ENV) sits under everything kubelet sets, as the runtime merges an image's ENV."""
     ns = pod["metadata"]["namespace"]
     env: dict[str, str] = {"PATH": BASE_PATH, "HOSTNAME": pod["spec"].get("hostname") or pod["metadata"]["name"],
-                           "HOME": "/root"}
+                           "HOME": "/root", **(image_env or {})}
     if pod["spec"].get("enableServiceLinks", True):
         env.update(service_env([s for s in services if s["metadata"]["namespace"] == ns]))
     kube = [s for s in services if s["metadata"]["namespace"] == "default" and s["metadata"]["name"] == "kubernetes"]
@@ -160,12 +162,24 @@ def kemu_executable() -> str:
     return os.path.join(os.path.dirname(sys.executable), "kemu")
 
 
-def container_argv(container: dict, env: dict[str, str]) -> list[str]:
-    """command + args with $(VAR) expanded; an agnhost image without command runs `kemu agnhost ARGS`."""
+def container_argv(container: dict, env: dict[str, str], entry: images.Entry | None = None) -> list[str]:
+    """command + args with $(VAR) expanded, over the image's ENTRYPOINT and CMD from its catalog `entry`
+    (kemu.api.images: command replaces ENTRYPOINT, args replace CMD)."""
+    command = [expand(a, env) for a in container.get("command") or []]
     args = [expand(a, env) for a in container.get("args") or []]
-    if container.get("command"):
-        return [expand(a, env) for a in container["command"]] + args
-    if AGNHOST_IMAGE.match(str(container.get("image", ""))):
-        return [kemu_executable(), "agnhost"] + args
-    raise EnvError(f"container {container['name']}: no command and image {container.get('image')!r} is not "
-                   "kemu/agnhost")
+    if not command and entry is None:
+        raise EnvError(f"container {container['name']}: no command and no image catalog entry for "
+                       f"{container.get('image')!r}")
+    if not command and entry is not None and (missing := images.missing_binaries(entry)):
+        raise EnvError(f"container {container['name']}: image {container.get('image')!r} (catalog entry "
+                       f"{entry.name}) needs {', '.join(missing)} on the node: install "
+                       f"{' '.join(entry.packages) or 'it'} (make deps)")
+    try:
+        return images.argv(entry, command, args, image_locals())
+    except images.ImageError as exc:
+        raise EnvError(f"container {container['name']}: {exc}") from None
+
+
+def image_locals() -> dict[str, str]:
+    """What @kemu@ and @python@ stand for in catalog entries on this node."""
+    return {"kemu": kemu_executable(), "python": sys.executable}

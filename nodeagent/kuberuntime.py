@@ -3,7 +3,9 @@ generateContainerConfig, determineEffectiveSecurityContext) do. The runtime gets
 (runtime/cri.py); QoS, cgroup values and oom_score_adj are computed here from the pod's resources."""
 from __future__ import annotations
 
+from kemu.api import images
 from nodeagent import qos
+from nodeagent.env import image_locals
 from nodeagent.podfiles import dns_config
 from runtime.cgroups.resources import QUOTA_PERIOD_US, Resources, cpu_quota, cpu_shares
 from runtime.cri import (ContainerConfig, ContainerMetadata, LinuxContainerConfig, LinuxContainerResources,
@@ -61,13 +63,15 @@ def container_security(pod: dict, container: dict) -> LinuxContainerSecurityCont
 
 
 def container_config(pod: dict, container: dict, attempt: int, argv: list[str], env: dict[str, str],
-                     mounts: list[Mount], memory_capacity: int) -> ContainerConfig:
+                     mounts: list[Mount], memory_capacity: int, image: images.Entry | None = None) -> ContainerConfig:
     """generateContainerConfig for one attempt: argv and env (already resolved by nodeagent/env.py), mounts (from
-    podfiles and the volume manager), cgroup values and oom_score_adj from the QoS rules, credentials."""
+    podfiles and the volume manager), cgroup values and oom_score_adj from the QoS rules, credentials; the image's
+    catalog entry gives the default workingDir and the image's own layer."""
     resources = linux_resources(qos.container_resources(container),
                                 qos.oom_score_adj(pod, container, memory_capacity))
     return ContainerConfig(
         metadata=ContainerMetadata(container["name"], attempt), command=argv, envs=env,
-        working_dir=container.get("workingDir"), mounts=mounts,
+        working_dir=container.get("workingDir") or (image.working_dir if image else None) or None, mounts=mounts,
+        image_layer=images.layer(image, image_locals()),
         termination_message_path=container.get("terminationMessagePath", DEFAULT_TERMINATION_MESSAGE_PATH),
         linux=LinuxContainerConfig(resources, container_security(pod, container)))

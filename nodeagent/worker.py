@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from kemu.api import images
 from kemu.api.podspec import is_sidecar
 from kemu.api.timeutil import parse_time, rfc3339
 from nodeagent import qos, securitycontext, volumes
@@ -142,7 +143,9 @@ class PodWorker:
             return
         self.sandbox = sandbox
         self.deps.exit_watcher.watch(sandbox.holder_pid, self.wake)
-        self.state.pod_ip = status.get("podIP")
+        # the IP CNI ADD gave the sandbox (its result cache), not only what a status write managed to record: an
+        # agent killed between ADD and the first status write left none there
+        self.state.pod_ip = runtime.sandbox_ip(self.sandbox_config.metadata) or status.get("podIP")
         self.state.sandbox_ready = sandbox.alive() and bool(self.state.pod_ip)
         self.state.start_time = sandbox.created
         previous = {s["name"]: s for s in (status.get("containerStatuses") or []) +
@@ -180,11 +183,16 @@ class PodWorker:
 
     # ---- the loop ----------------------------------------------------------------------------------------------
     def _run(self) -> None:
+        failure = ""
         while True:
             try:
                 delay = self._sync()
-            except Exception:
+                failure = ""
+            except Exception as exc:   # this pod only: say so on it (once per distinct error) and retry
                 log.exception("sync of %s failed", self.name)
+                if str(exc) != failure:
+                    failure = str(exc)
+                    self.deps.record(self.pod, "Warning", "FailedSync", f"error syncing pod: {exc}")
                 delay = 1.0
             if self.finished.is_set():
                 return
@@ -372,15 +380,16 @@ class PodWorker:
         seen = pod_with_ip(pod, self.state)   # the downward API and hooks see the pod IP before status has it
         try:
             securitycontext.verify_run_as_non_root(pod, container)
-            env = container_env(seen, container, deps.services(), deps.lookup)
-            argv = container_argv(container, env)
+            image = images.lookup(str(container.get("image") or ""))
+            env = container_env(seen, container, deps.services(), deps.lookup, images.entry_env(image))
+            argv = container_argv(container, env, image)
             mounts = standard_mounts(self.pod_dir, pod, container, self.state.pod_ip or "")
             mounts += volumes.container_mounts(pod, container, self.pod_dir)
         except (EnvError, volumes.VolumeError, securitycontext.SecurityContextError) as exc:
             cs.waiting_reason, cs.waiting_message = "CreateContainerConfigError", str(exc)
             deps.record(pod, "Warning", "Failed", f"Error: {exc}")
             return
-        config = container_config(pod, container, cs.restart_count, argv, env, mounts, deps.memory_capacity)
+        config = container_config(pod, container, cs.restart_count, argv, env, mounts, deps.memory_capacity, image)
         image = container.get("image") or "host"
         deps.record(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
         try:
@@ -490,8 +499,9 @@ class PodWorker:
 
     def _ensure_sandbox(self, pod: dict) -> bool:
         runtime = self.deps.runtime
-        if self.sandbox is not None and self.sandbox.alive():
+        if self.sandbox is not None and self.sandbox.alive() and self.state.pod_ip:
             return True
+        # a dead holder, or one without a network (the agent died between creating it and CNI ADD): replace it
         attempt = 0
         if self.sandbox is not None:   # the holder died: kubelet kills the containers and makes a new sandbox
             attempt = self.sandbox.attempt + 1

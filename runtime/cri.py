@@ -143,3 +143,5 @@ class ContainerConfig:
     mounts: list[Mount] = field(default_factory=list)
     termination_message_path: str = ""
     linux: LinuxContainerConfig = field(default_factory=LinuxContainerConfig)
+    # the image's own layer (kemu.api.images): files {path, content | symlink, mode} laid over the host's /
+    image_layer: list[dict] = field(default_factory=list)

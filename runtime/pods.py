@@ -139,6 +139,13 @@ class PodRuntime:
     def sandbox(self, meta: PodSandboxMetadata) -> Sandbox | None:
         return Sandbox.load(self.pod_dir(meta))
 
+    def sandbox_ip(self, meta: PodSandboxMetadata) -> str | None:
+        """The sandbox's IPv4 address as CNI ADD returned it (libcni's result cache), or None when no ADD
+        completed for it."""
+        result = self.cni.cached_result(self.container_id(meta), "eth0") or {}
+        ip4 = next((i for i in result.get("ips") or [] if ":" not in i.get("address", "")), None)
+        return ip4["address"].split("/")[0] if ip4 else None
+
     @staticmethod
     def container_id(meta: PodSandboxMetadata) -> str:
         return meta.uid
@@ -185,7 +192,7 @@ class PodRuntime:
                 "workdir": config.working_dir, "oom_score_adj": config.linux.resources.oom_score_adj,
                 "share_pid": sandbox_config.linux.share_process_namespace, "host_pid": sandbox_config.linux.host_pid,
                 "termination_message_path": config.termination_message_path,
-                "readonly_root": sc.readonly_rootfs, **credentials(sc)}
+                "readonly_root": sc.readonly_rootfs, "layer": config.image_layer, **credentials(sc)}
         return ContainerProcess.start(self.container_dir(sandbox_config.metadata, name), name,
                                       config.metadata.attempt, spec)
 

@@ -225,8 +225,9 @@ def _build_root(spec: dict) -> None:
     for d in (upper, work, merged):
         os.makedirs(d, exist_ok=True)
     _hide_host_files(upper)
+    lower = _image_layer(os.path.join(base, "layer"), spec["layer"]) + ":/" if spec.get("layer") else "/"
     linux.mount("overlay", merged, "overlay", 0 if privileged else linux.MS_NODEV,
-                f"lowerdir=/,upperdir={upper},workdir={work}")
+                f"lowerdir={lower},upperdir={upper},workdir={work}")
     for p in _host_submounts():
         try:
             if os.path.isdir(merged + p) and os.path.isdir(p):
@@ -262,6 +263,37 @@ def _build_root(spec: dict) -> None:
         _mount_point(spec["workdir"], True, host_paths)
     if spec.get("readonly_root"):   # readOnlyRootFilesystem: the overlay only; volumes keep their own mode
         linux.mount("none", "/", None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
+
+
+def _image_layer(path: str, files: list[dict]) -> str:
+    """The image's own files as an overlay layer above the host's / (a tmpfs in this private mount namespace: a
+    lower layer may not share a filesystem with `/`). Paths go through the host's symlinks (/bin -> usr/bin);
+    directories take the host's mode and owner, so the merged view keeps them."""
+    os.makedirs(path, exist_ok=True)
+    linux.mount("tmpfs", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=755,size=8m")
+    for f in files:
+        parent = os.path.realpath(os.path.dirname(f["path"]))
+        missing = []
+        d = parent
+        while d != "/" and not os.path.isdir(path + d):
+            missing.append(d)
+            d = os.path.dirname(d)
+        for d in reversed(missing):
+            os.mkdir(path + d)
+            try:
+                st = os.stat(d)
+                os.chmod(path + d, st.st_mode & 0o7777)
+                os.chown(path + d, st.st_uid, st.st_gid)
+            except FileNotFoundError:
+                os.chmod(path + d, 0o755)
+        target = path + parent + "/" + os.path.basename(f["path"])
+        if "symlink" in f:
+            os.symlink(f["symlink"], target)
+        else:
+            with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, f.get("mode", 0o644)), "w") as out:
+                out.write(f["content"])
+            os.chmod(target, f.get("mode", 0o644))
+    return path
 
 
 def _mount_point(target: str, is_dir: bool, host_paths: list[str]) -> None:
@@ -339,12 +371,27 @@ def _restrict_devices(procs_files: list[str], privileged: bool) -> bool:
     return True
 
 
+def set_oom_score_adj(value: int) -> int:
+    """Set this process's oom_score_adj; where the host refuses a value that low (no CAP_SYS_RESOURCE, e.g. in
+    an unprivileged container), keep the lowest it allows: the value inherited from the agent. Returns the value
+    in effect (the QoS class does not change; the agent warns about it once on its Node)."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+        return value
+    except PermissionError:
+        with open("/proc/self/oom_score_adj") as f:
+            current = int(f.read())
+        if value > current:     # raising it is always allowed; only lowering needs the capability
+            raise
+        return current
+
+
 def _setup_child(spec: dict) -> None:
     spec["device_cgroup"] = _restrict_devices(spec.get("cgroup_procs", []), _privileged(spec))
     _join_cgroup(spec.get("cgroup_procs", []))
     if spec.get("oom_score_adj") is not None:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(spec["oom_score_adj"]))
+        set_oom_score_adj(spec["oom_score_adj"])
     holder = spec["sandbox_pid"]
     for ns in ("ipc", "uts", "net"):
         linux.setns(f"/proc/{holder}/ns/{ns}", ns)

@@ -121,6 +121,18 @@ def _replicaset(obj: dict) -> None:
         _template(spec)
 
 
+def _replication_controller(obj: dict) -> None:
+    """v1 ReplicationController: replicas 1; an empty selector and labels default from the template's labels."""
+    _replicaset(obj)
+    spec, meta = obj["spec"], obj["metadata"]
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") if isinstance(spec, dict) else None
+    if isinstance(spec, dict) and isinstance(labels, dict) and labels:
+        if not spec.get("selector"):
+            spec["selector"] = dict(labels)
+        if not meta.get("labels"):
+            meta["labels"] = dict(labels)
+
+
 def _deployment(obj: dict) -> None:
     spec = obj.setdefault("spec", {})
     if not isinstance(spec, dict):
@@ -184,6 +196,56 @@ def _cronjob(obj: dict) -> None:
         job_spec_defaults(job_template["spec"])
 
 
+def _statefulset(obj: dict) -> None:
+    """apps/v1 StatefulSet defaults; each volumeClaimTemplate is defaulted as a claim."""
+    spec = obj.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("replicas", 1)
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("minReadySeconds", 0)
+    strategy = spec.setdefault("updateStrategy", {})
+    if isinstance(strategy, dict):
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate" and isinstance(strategy.setdefault("rollingUpdate", {}), dict):
+            strategy["rollingUpdate"].setdefault("partition", 0)
+    retention = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+    if isinstance(retention, dict):
+        retention.setdefault("whenDeleted", "Retain")
+        retention.setdefault("whenScaled", "Retain")
+    for claim in spec.get("volumeClaimTemplates") or []:
+        if isinstance(claim, dict):
+            _claim(claim, status=False)
+    _template(spec)
+
+
+def _claim(obj: dict, status: bool = True) -> None:
+    """v1 PersistentVolumeClaim: volumeMode Filesystem, phase Pending (the default class is admission's)."""
+    spec = obj.setdefault("spec", {})
+    if isinstance(spec, dict):
+        spec.setdefault("volumeMode", "Filesystem")
+    if status:
+        obj.setdefault("status", {}).setdefault("phase", "Pending")
+
+
+def _volume(obj: dict) -> None:
+    """v1 PersistentVolume: reclaim Retain (a provisioner sets its class's), volumeMode Filesystem, Pending."""
+    spec = obj.setdefault("spec", {})
+    if isinstance(spec, dict):
+        spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+        spec.setdefault("volumeMode", "Filesystem")
+    obj.setdefault("status", {}).setdefault("phase", "Pending")
+
+
+def _storage_class(obj: dict) -> None:
+    obj.setdefault("reclaimPolicy", "Delete")
+    obj.setdefault("volumeBindingMode", "Immediate")
+
+
+_DEFAULTERS.update({"StatefulSet": _statefulset, "PersistentVolumeClaim": _claim, "PersistentVolume": _volume,
+                    "StorageClass": _storage_class})
+_DEFAULTERS["ReplicationController"] = _replication_controller
 _DEFAULTERS.update({"ReplicaSet": _replicaset, "Deployment": _deployment, "DaemonSet": _daemonset, "Job": _job,
                     "CronJob": _cronjob})
 

@@ -29,7 +29,7 @@ def seconds(value: str | int | float) -> float:
 class NodeConfig:
     node_name: str
     state_dir: str                    # everything this node writes: pods, CNI config and IPAM, logs
-    store_url: str
+    store_url: str                    # the store (in-process client); "" when `kubeconfig` is set
     node_ip: str
     pod_cidr: str
     cluster_cidr: str = CLUSTER_CIDR
@@ -56,6 +56,15 @@ class NodeConfig:
     # projects root_ca_file as their ca.crt (the API server's CA)
     service_account_key_file: str = ""
     root_ca_file: str = ""
+    # image catalog entries the lab adds or overrides (`images:` in the config; kemu/api/images.py, docs/images.md)
+    image_catalog: list = field(default_factory=list)
+    # joining through the API server (docs/cluster.md "Joining through the API"): a kubeconfig (kubelet's
+    # --kubeconfig: server, CA, the node's client certificate) instead of store_url; pod_cidr may then be empty:
+    # the agent waits for the node IPAM controller to set its Node's spec.podCIDR
+    kubeconfig: str = ""
+    # "host-gw": the agent keeps a route to every other Node's spec.podCIDR via its InternalIP (flannel's host-gw
+    # backend), for nodes whose peers the lab does not program (joined VMs); "" = someone else routes
+    pod_routes: str = ""
 
     @property
     def pods_dir(self) -> str:
@@ -102,6 +111,13 @@ def load_kubelet_config(path: str) -> dict:
                                  "initialContainerRestartPeriod or maxContainerRestartPeriod")
         elif key == "authentication":
             out.update(_authentication(path, value))
+        elif key == "images":
+            from kemu.api.images import ImageError, load_overrides
+            try:
+                load_overrides(value, path)
+            except ImageError as exc:
+                raise ValueError(str(exc)) from None
+            out["image_catalog"] = value
         elif key == "cniPlugin":
             if value not in ("kemu-bridge", "bridge"):
                 raise ValueError(f"{path}: cniPlugin: must be kemu-bridge or bridge")
@@ -117,7 +133,7 @@ def load_kubelet_config(path: str) -> dict:
     return out
 
 
-KNOWN_FIELDS = set(_KUBELET_FIELDS) | {"clusterDNS", "crashLoopBackOff", "cniPlugin", "authentication"}
+KNOWN_FIELDS = set(_KUBELET_FIELDS) | {"clusterDNS", "crashLoopBackOff", "cniPlugin", "authentication", "images"}
 
 
 def _authentication(path: str, value) -> dict:

@@ -19,6 +19,7 @@ from kemu.api.meta import (
 )
 from kemu.api.network import NODEPORT_RANGE, SERVICE_NETWORK
 from kemu.api.quantity import parse_quantity
+from kemu.api.removedapis import removed_problem
 from kemu.api.schema import TYPES, type_problems
 from kemu.api.structural import validate as validate_with_schema
 
@@ -40,6 +41,8 @@ def validate(obj: dict) -> Problems:
     kind = obj.get("kind")
     if not kind:
         return [("kind", "required: set kind, e.g. kind: Pod")]
+    if (removed := removed_problem(obj.get("apiVersion"), kind)) is not None:   # kemu/api/removedapis.py
+        return [("apiVersion", removed)]
     if kind not in KINDS:
         return [("kind", f"unknown kind {kind!r}: kemu serves {', '.join(sorted(KINDS))}")]
     custom = KINDS[kind].custom
@@ -277,7 +280,7 @@ def _probe(probe: dict | None, path: str, name: str, problems: Problems) -> None
         problems.append((f"{path}.successThreshold", f"Invalid value: {probe['successThreshold']}: must be 1"))
 
 
-VOLUME_SOURCES = ("emptyDir", "hostPath", "configMap", "secret", "downwardAPI", "projected")
+VOLUME_SOURCES = ("emptyDir", "hostPath", "configMap", "secret", "downwardAPI", "projected", "persistentVolumeClaim")
 HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice",
                    "BlockDevice")
 
@@ -305,6 +308,8 @@ def _volume(vol: dict, path: str, problems: Problems) -> None:
             problems.append((f"{path}.hostPath.path", "must not contain '..'"))
         if src.get("type", "") not in HOST_PATH_TYPES:
             problems.append((f"{path}.hostPath.type", f"must be one of {', '.join(t for t in HOST_PATH_TYPES if t)}"))
+    if kind == "persistentVolumeClaim" and not src.get("claimName"):
+        problems.append((f"{path}.persistentVolumeClaim.claimName", "Required value"))
     if kind == "emptyDir":
         if src.get("medium", "") not in ("", "Memory"):
             problems.append((f"{path}.emptyDir.medium", "must be '' (node disk) or Memory"))
@@ -526,6 +531,141 @@ def _cronjob(obj: dict, problems: Problems) -> None:
     _job_spec(job_template["spec"], "spec.jobTemplate.spec", problems)
 
 
+def _replication_controller(obj: dict, problems: Problems) -> None:
+    """v1 ReplicationController: an equality selector (a plain map, defaulted from the template's labels)."""
+    spec = obj.get("spec") or {}
+    for field in ("replicas", "minReadySeconds"):
+        if spec.get(field) is not None and (not isinstance(spec[field], int) or spec[field] < 0):
+            problems.append((f"spec.{field}", "must be a non-negative integer"))
+    selector = spec.get("selector")
+    if not isinstance(selector, dict) or not selector or not all(isinstance(v, str) for v in selector.values()):
+        problems.append(("spec.selector", "required: a map of labels (e.g. {app: web}), or labels on the template"))
+        selector = None
+    _template(dict(spec, selector={"matchLabels": selector} if selector else None), "spec", problems,
+              selector_required=False)
+
+
+# ---- StatefulSets and storage (apps/v1, v1, storage.k8s.io/v1): upstream's messages -----------------------------
+ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+
+
+def _supported(value: object, allowed: tuple[str, ...], path: str, problems: Problems) -> None:
+    if value not in allowed:
+        problems.append((path, f'Unsupported value: "{value or ""}": supported values: '
+                               + ", ".join(f'"{v}"' for v in allowed)))
+
+
+def _access_modes(modes: object, path: str, problems: Problems) -> None:
+    if not modes:
+        problems.append((path, "Required value: at least 1 access mode is required"))
+    for mode in modes if isinstance(modes, list) else []:
+        _supported(mode, ACCESS_MODES, path, problems)
+
+
+def _claim_spec(spec: object, path: str, problems: Problems) -> None:
+    """A PersistentVolumeClaimSpec (a claim's, or a volumeClaimTemplate's)."""
+    if not isinstance(spec, dict):
+        problems.append((path, "Required value"))
+        return
+    _access_modes(spec.get("accessModes"), f"{path}.accessModes", problems)
+    storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    if storage is None:
+        problems.append((f"{path}.resources[storage]", "Required value"))
+    else:
+        try:
+            if parse_quantity(storage) <= 0:
+                problems.append((f"{path}.resources.requests[storage]",
+                                 f"Invalid value: \"{storage}\": must be greater than zero"))
+        except ValueError:
+            pass        # the schema reports a malformed quantity
+    _supported(spec.get("volumeMode", "Filesystem"), ("Filesystem", "Block"), f"{path}.volumeMode", problems)
+    name = spec.get("storageClassName")
+    if name and not is_dns1123_subdomain(name):
+        problems.append((f"{path}.storageClassName", f'Invalid value: "{name}": a lowercase RFC 1123 subdomain'))
+    _label_selector(spec.get("selector"), f"{path}.selector", problems)
+
+
+def _persistent_volume_claim(obj: dict, problems: Problems) -> None:
+    _claim_spec(obj.get("spec"), "spec", problems)
+
+
+PV_SOURCES = ("hostPath", "local", "csi")
+
+
+def _persistent_volume(obj: dict, problems: Problems) -> None:
+    spec = obj.get("spec") or {}
+    capacity = spec.get("capacity") or {}
+    if "storage" not in capacity:
+        problems.append(("spec.capacity", "Required value"))
+    _access_modes(spec.get("accessModes"), "spec.accessModes", problems)
+    sources = [k for k in PV_SOURCES if k in spec]
+    if len(sources) != 1:
+        problems.append(("spec", "Required value: must specify a volume type" if not sources else
+                                 f"Forbidden: may not specify more than 1 volume type ({', '.join(sources)})"))
+    elif sources[0] in ("hostPath", "local"):
+        vpath = (spec[sources[0]] or {}).get("path")
+        if not isinstance(vpath, str) or not os.path.isabs(vpath) or ".." in vpath.split("/"):
+            problems.append((f"spec.{sources[0]}.path", f'Invalid value: "{vpath or ""}": must be an absolute '
+                                                        "path without '..'"))
+        if sources[0] == "local" and not (spec.get("nodeAffinity") or {}).get("required"):
+            problems.append(("spec.nodeAffinity", "Required value: Local volume requires node affinity"))
+    elif not (spec["csi"] or {}).get("driver") or not (spec["csi"] or {}).get("volumeHandle"):
+        problems.append(("spec.csi", "Required value: driver and volumeHandle"))
+    _supported(spec.get("persistentVolumeReclaimPolicy"), ("Delete", "Recycle", "Retain"),
+               "spec.persistentVolumeReclaimPolicy", problems)
+    _supported(spec.get("volumeMode", "Filesystem"), ("Filesystem", "Block"), "spec.volumeMode", problems)
+
+
+def _storage_class(obj: dict, problems: Problems) -> None:
+    if not obj.get("provisioner"):
+        problems.append(("provisioner", "Required value"))
+    _supported(obj.get("reclaimPolicy"), ("Delete", "Retain"), "reclaimPolicy", problems)
+    _supported(obj.get("volumeBindingMode"), ("Immediate", "WaitForFirstConsumer"), "volumeBindingMode", problems)
+
+
+def _statefulset(obj: dict, problems: Problems) -> None:
+    spec = obj.get("spec") or {}
+    service = spec.get("serviceName")
+    if service and not is_dns1123_label(service):
+        problems.append(("spec.serviceName", f'Invalid value: "{service}": a lowercase RFC 1123 label'))
+    _supported(spec.get("podManagementPolicy"), ("OrderedReady", "Parallel"), "spec.podManagementPolicy", problems)
+    strategy = spec.get("updateStrategy") or {}
+    _supported(strategy.get("type"), ("RollingUpdate", "OnDelete"), "spec.updateStrategy.type", problems)
+    rolling = strategy.get("rollingUpdate")
+    if strategy.get("type") == "OnDelete" and rolling:
+        problems.append(("spec.updateStrategy.rollingUpdate", "Invalid value: only allowed for updateStrategy "
+                                                              "'RollingUpdate'"))
+    unavailable = (rolling or {}).get("maxUnavailable")
+    if unavailable is not None:
+        _int_or_percent(unavailable, "spec.updateStrategy.rollingUpdate.maxUnavailable", problems)
+        if unavailable in (0, "0%"):
+            problems.append(("spec.updateStrategy.rollingUpdate.maxUnavailable", "Invalid value: 0: must be "
+                                                                                  "greater than 0"))
+    retention = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+    for field in ("whenDeleted", "whenScaled"):
+        _supported(retention.get(field), ("Retain", "Delete"),
+                   f"spec.persistentVolumeClaimRetentionPolicy.{field}", problems)
+    names: set[str] = set()
+    for i, claim in enumerate(spec.get("volumeClaimTemplates") or []):
+        path = f"spec.volumeClaimTemplates[{i}]"
+        cname = ((claim or {}).get("metadata") or {}).get("name") if isinstance(claim, dict) else None
+        if not cname or not is_dns1123_label(cname) or cname in names:
+            problems.append((f"{path}.metadata.name", f'Invalid value: "{cname or ""}": a unique lowercase '
+                                                      "RFC 1123 label"))
+        names.add(cname or "")
+        _claim_spec((claim or {}).get("spec") if isinstance(claim, dict) else None, f"{path}.spec", problems)
+    template = spec.get("template")
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        template = dict(template, spec=dict(template["spec"], volumes=list(template["spec"].get("volumes") or [])
+                        + [{"name": n, "emptyDir": {}} for n in sorted(names - {""})
+                           if n not in {v.get("name") for v in template["spec"].get("volumes") or []
+                                        if isinstance(v, dict)}]))
+    _template(dict(spec, template=template), "spec", problems)
+
+
+_CHECKS.update({"StatefulSet": _statefulset, "PersistentVolumeClaim": _persistent_volume_claim,
+                "PersistentVolume": _persistent_volume, "StorageClass": _storage_class})
+_CHECKS["ReplicationController"] = _replication_controller
 _CHECKS.update({"ReplicaSet": _replicaset, "Deployment": _deployment, "DaemonSet": _daemonset, "Job": _job,
                 "CronJob": _cronjob})
 

@@ -38,6 +38,16 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def cmd_get(args: argparse.Namespace) -> int:
     from kemu.api.selectors import parse_selector
     from kemu.cli.printers import as_list, dump, table
+    if args.watch:
+        raise CLIError("error: kemu get does not watch (-w): use `kemu wait --for=... KIND/NAME` to wait for a "
+                       "state, or `watch kemu get ...` to follow a list")
+    if "," in args.kind and not args.name:       # kubectl get pv,pvc,sc: a table per kind
+        parts = [k for k in args.kind.split(",") if k]
+        for i, part in enumerate(parts):
+            if i:
+                print()
+            cmd_get(argparse.Namespace(**{**vars(args), "kind": part}))
+        return 0
     kind_name, name = split_kind_name(args.kind, args.name)
     kind = resolve_kind(kind_name)
     client = open_client(args)
@@ -63,25 +73,49 @@ def cmd_get(args: argparse.Namespace) -> int:
         where = f" in {namespace_of(args)} namespace" if kind.namespaced and not args.all_namespaces else ""
         print(f"No resources found{where}.", file=sys.stderr)
     else:
-        print(table(kind.name, items, args.output == "wide", args.all_namespaces and kind.namespaced))
+        print(table(kind.name, items, args.output == "wide", args.all_namespaces and kind.namespaced,
+                    [k for spec in args.label_columns or [] for k in spec.split(",") if k], args.show_labels))
     return 0
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from kemu.cli.printers import describe
     kind_name, name = split_kind_name(args.kind, args.name)
     kind = resolve_kind(kind_name)
     client = open_client(args)
+    if not name:     # kubectl: every object of the kind in the namespace
+        objs, _ = client.list(kind, namespace_of(args) if kind.namespaced else None)
+        if not objs:
+            print(f"No resources found in {namespace_of(args)} namespace.", file=sys.stderr)
+        for i, obj in enumerate(sorted(objs, key=lambda o: o["metadata"]["name"])):
+            print(("\n" if i else "") + _describe_one(args, client, kind, obj))
+        return 0
     obj = client.get(kind, namespace_of(args), name)
     if obj is None:
         raise CLIError(f'Error from server (NotFound): {kind.plural} "{name}" not found')
+    print(_describe_one(args, client, kind, obj))
+    return 0
+
+
+def _describe_one(args: argparse.Namespace, client, kind, obj: dict) -> str:
+    from kemu.cli.printers import describe
     uid = obj["metadata"].get("uid")
     events, _ = client.list("Event", obj["metadata"].get("namespace") or "default",
                             where=lambda e: (e.get("involvedObject") or {}).get("uid") == uid)
     extra = _node_facts(args, obj) if kind.name == "Pod" else _service_facts(args, obj) if kind.name == "Service" \
         else _netpol_facts(client, obj) if kind.name == "NetworkPolicy" else []
-    print(describe(obj, events, extra))
-    return 0
+    extra = (_image_facts(obj) if kind.name == "Pod" else []) + extra
+    return describe(obj, events, extra)
+
+
+def _image_facts(pod: dict) -> list[tuple[str, str]]:
+    """Which image catalog entry each container runs (kemu/api/images.yaml; the lab's entries included)."""
+    from kemu.api.images import lookup
+    out = []
+    for c in (pod["spec"].get("initContainers") or []) + pod["spec"]["containers"]:
+        entry = lookup(str(c.get("image") or ""))
+        out.append((f"Image ({c['name']})", f"{c.get('image')} -> catalog entry {entry.summary()}" if entry else
+                    f"{c.get('image')} -> no catalog entry (runs its command on the host's userland)"))
+    return out
 
 
 def _node_facts(args: argparse.Namespace, pod: dict) -> list[tuple[str, str]]:
@@ -139,17 +173,30 @@ def cmd_delete(args: argparse.Namespace) -> int:
     if args.filename:
         try:
             for _, obj in manifests.load(args.filename):
-                ref = ref_of(obj)
-                targets.append((ref.kind, ref.namespace or None, ref.name))
+                ref = ref_of(obj)      # -n applies to objects that name no namespace (as kubectl's)
+                given = isinstance(obj.get("metadata"), dict) and obj["metadata"].get("namespace")
+                targets.append((ref.kind, ref.namespace if given else None, ref.name))
         except (ManifestError, KeyError) as exc:
             raise CLIError(f"error: {exc}") from None
     else:
         if not args.kind:
-            raise CLIError("error: give KIND NAME or -f FILE")
+            raise CLIError("error: give KIND NAME, KIND --all, KIND -l SELECTOR or -f FILE")
         kind_name, name = split_kind_name(args.kind, args.name)
-        if not name:
-            raise CLIError("error: resource name may not be empty")
-        targets.append((resolve_kind(kind_name).name, namespace_of(args), name))
+        kind = resolve_kind(kind_name)
+        if args.all or args.selector:
+            from kemu.api.selectors import parse_selector
+            try:
+                selector = parse_selector(args.selector) if args.selector else None
+            except ValueError as exc:
+                raise CLIError(f"error: {exc}") from None
+            objs, _ = client.list(kind, namespace_of(args) if kind.namespaced else None, selector)
+            targets += [(kind.name, namespace_of(args), o["metadata"]["name"]) for o in objs]
+            if not objs:
+                print(f"No resources found in {namespace_of(args)} namespace.", file=sys.stderr)
+        elif not name:
+            raise CLIError("error: resource name may not be empty (or give --all or -l SELECTOR)")
+        else:
+            targets.append((kind.name, namespace_of(args), name))
     status = 0
     for kind, ns, name in targets:
         k = resolve_kind(kind)
@@ -223,6 +270,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     get.add_argument("-A", "--all-namespaces", action="store_true")
     get.add_argument("-l", "--selector")
     get.add_argument("-o", "--output", choices=["wide", "yaml", "json", "name"])
+    get.add_argument("-L", "--label-columns", action="append", help="a column for each of these label keys")
+    get.add_argument("--show-labels", action="store_true", help="a LABELS column")
+    get.add_argument("-w", "--watch", action="store_true", help="not supported: use `kemu wait` (or "
+                     "`watch kemu get ...`)")
     get.set_defaults(func=cmd_get)
 
     desc = sub.add_parser("describe", help="show an object in detail with its events")
@@ -236,6 +287,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     delete.add_argument("name", nargs="?")
     delete.add_argument("-f", "--filename", action="append")
     ns_args(delete)
+    delete.add_argument("--all", action="store_true", help="every object of the kind in the namespace")
+    delete.add_argument("-l", "--selector", help="the objects of the kind whose labels match")
     delete.add_argument("--grace-period", type=int)
     delete.add_argument("--force", action="store_true")
     delete.add_argument("--wait", default=True, type=lambda v: v.lower() != "false")

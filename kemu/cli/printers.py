@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import yaml
 
 from kemu.api.podspec import is_sidecar
+from kemu.api.tables import STORAGE_TABLES
 from kemu.api.timeutil import parse_time
 
 
@@ -212,6 +213,9 @@ WORKLOAD_TABLES = {
                    _deployment_row),
     "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"],
                    _replicaset_row),
+    "ReplicationController": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"],
+                              lambda rc, wide: _replicaset_row(dict(rc, spec=dict(
+                                  rc["spec"], selector={"matchLabels": rc["spec"].get("selector")})), wide)),
     "DaemonSet": (["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
                   ["CONTAINERS", "IMAGES", "SELECTOR"], _daemonset_row),
     "Job": (["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"], ["CONTAINERS", "IMAGES"], _job_row),
@@ -232,10 +236,22 @@ TABLES = {
 }
 
 
-def table(kind: str, items: list[dict], wide: bool = False, all_namespaces: bool = False) -> str:
+TABLES.update(STORAGE_TABLES)     # StatefulSets, ControllerRevisions, PVs, PVCs, StorageClasses (kemu/api/tables.py)
+
+
+def table(kind: str, items: list[dict], wide: bool = False, all_namespaces: bool = False,
+          label_columns: list[str] | None = None, show_labels: bool = False) -> str:
+    """kubectl's table; `label_columns` (-L) adds a column per label key, `show_labels` a LABELS column."""
     headers, extra, row = TABLES.get(kind, (["NAME", "AGE"], [], _generic_row))
     headers = headers + (extra if wide else [])
     rows = [row(o, wide) for o in items]
+    for key in label_columns or []:
+        headers = headers + [key.rsplit("/", 1)[-1].upper()]
+        rows = [r + [(o["metadata"].get("labels") or {}).get(key, "")] for o, r in zip(items, rows)]
+    if show_labels:
+        headers = headers + ["LABELS"]
+        rows = [r + [",".join(f"{k}={v}" for k, v in sorted((o["metadata"].get("labels") or {}).items()))
+                     or "<none>"] for o, r in zip(items, rows)]
     if all_namespaces:
         headers = ["NAMESPACE"] + headers
         rows = [[o["metadata"].get("namespace", "")] + r for o, r in zip(items, rows)]
@@ -339,7 +355,9 @@ def describe(obj: dict, events: list[dict], extra: list[tuple[str, str]] | None 
     lines.append("Events:" + ("" if events else "       <none>"))
     if events:
         rows = [["Type", "Reason", "Age", "From", "Message"], ["----", "------", "----", "----", "-------"]]
-        for ev in sorted(events, key=lambda e: e.get("lastTimestamp", "")):
+        # same-second events in the order they were written (resourceVersion), as kubectl's sort keeps them
+        for ev in sorted(events, key=lambda e: (e.get("lastTimestamp") or "",
+                                                int(e["metadata"].get("resourceVersion") or 0))):
             count = ev.get("count", 1)
             when = age(ev.get("lastTimestamp")) + (f" (x{count} over {age(ev.get('firstTimestamp'))})"
                                                    if count > 1 else "")

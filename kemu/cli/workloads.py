@@ -1,4 +1,5 @@
-"""`kemu rollout|scale|set command`: driving workload controllers (Deployments, DaemonSets, ReplicaSets)."""
+"""`kemu rollout|scale|set command`: driving workload controllers (Deployments, DaemonSets, StatefulSets,
+ReplicaSets)."""
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,9 @@ from kemu.cli.common import (
     split_kind_name,
 )
 
-ROLLABLE = ("Deployment", "DaemonSet")
-TEMPLATED = ("Deployment", "DaemonSet", "ReplicaSet")
+ROLLABLE = ("Deployment", "DaemonSet", "StatefulSet")
+TEMPLATED = ("Deployment", "DaemonSet", "ReplicaSet", "StatefulSet")
+HISTORY = ("Deployment", "StatefulSet")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         parser.add_argument("name", nargs="?")
         parser.add_argument("-n", "--namespace")
 
-    rollout = sub.add_parser("rollout", help="manage the rollout of a Deployment or DaemonSet").add_subparsers(
+    rollout = sub.add_parser("rollout", help="manage the rollout of a Deployment, DaemonSet or StatefulSet").add_subparsers(
         dest="rollout_command", required=True)
     status = rollout.add_parser("status", help="watch the rollout until it completes")
     target(status)
@@ -160,6 +162,47 @@ def daemonset_rollout_state(ds: dict, pods: list[dict]) -> tuple[bool, str]:
     return True, f'daemon set "{name}" successfully rolled out'
 
 
+def statefulset_rollout_state(sts: dict) -> tuple[bool, str]:
+    """(done, message) for a StatefulSet, as kubectl's StatefulSetStatusViewer words it."""
+    spec, st = sts["spec"], sts.get("status") or {}
+    if (spec.get("updateStrategy") or {}).get("type", "RollingUpdate") != "RollingUpdate":
+        raise RuntimeError("rollout status is only available for RollingUpdate strategy type")
+    if "updateRevision" not in st or (sts["metadata"].get("generation") or 0) > (st.get("observedGeneration") or 0):
+        return False, "Waiting for statefulset spec update to be observed..."
+    replicas = spec.get("replicas", 1)
+    if st.get("readyReplicas", 0) < replicas:
+        return False, f"Waiting for {replicas - st.get('readyReplicas', 0)} pods to be ready..."
+    partition = ((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition") or 0
+    if partition > 0:
+        if st.get("updatedReplicas", 0) < replicas - partition:
+            return False, f"Waiting for partitioned roll out to finish: {st.get('updatedReplicas', 0)} out of " \
+                          f"{replicas - partition} new pods have been updated..."
+        return True, f"partitioned roll out complete: {st.get('updatedReplicas', 0)} new pods have been updated..."
+    if st["updateRevision"] != st.get("currentRevision"):
+        return False, f"waiting for statefulset rolling update to complete {st.get('updatedReplicas', 0)} pods " \
+                      f"at revision {st['updateRevision']}..."
+    return True, f"statefulset rolling update complete {st.get('currentReplicas', 0)} pods at revision " \
+                 f"{st.get('currentRevision')}..."
+
+
+def _controller_revisions(client, owner: dict) -> list[dict]:
+    from kemu.controllers.common import controller_ref
+    items, _ = client.list("ControllerRevision", owner["metadata"]["namespace"],
+                           where=lambda r: (controller_ref(r) or {}).get("uid") == owner["metadata"]["uid"])
+    return sorted(items, key=lambda r: r.get("revision", 0))
+
+
+def _history(client, obj: dict) -> list[tuple[int, dict, str]]:
+    """(revision, pod template, change-cause) of a Deployment's ReplicaSets or a StatefulSet's revisions."""
+    from kemu.controllers.deployment import CHANGE_CAUSE, revision_of, without_hash_label
+    if obj["kind"] == "StatefulSet":
+        return [(r.get("revision", 0), r["data"]["spec"]["template"],
+                 (r["metadata"].get("annotations") or {}).get(CHANGE_CAUSE, "<none>"))
+                for r in _controller_revisions(client, obj)]
+    return [(revision_of(r), without_hash_label(r["spec"]["template"]),
+             (r["metadata"].get("annotations") or {}).get(CHANGE_CAUSE, "<none>")) for r in _replicasets(client, obj)]
+
+
 def cmd_rollout_status(args: argparse.Namespace) -> int:
     client, obj = _target(args, ROLLABLE)
     deadline = time.monotonic() + args.timeout
@@ -172,7 +215,8 @@ def cmd_rollout_status(args: argparse.Namespace) -> int:
             raise CLIError(f"error: {name} was deleted")
         try:
             done, message = deployment_rollout_state(obj, _replicasets(client, obj)) \
-                if obj["kind"] == "Deployment" else daemonset_rollout_state(obj, _owned_pods(client, obj))
+                if obj["kind"] == "Deployment" else statefulset_rollout_state(obj) \
+                if obj["kind"] == "StatefulSet" else daemonset_rollout_state(obj, _owned_pods(client, obj))
         except RuntimeError as exc:
             raise CLIError(f"error: {exc}") from None
         if message != last:
@@ -189,51 +233,44 @@ def cmd_rollout_status(args: argparse.Namespace) -> int:
 
 def cmd_rollout_history(args: argparse.Namespace) -> int:
     from kemu.cli.printers import dump
-    from kemu.controllers.deployment import (
-        CHANGE_CAUSE,
-        revision_of,
-        without_hash_label,
-    )
-    client, d = _target(args, ("Deployment",))
-    rss = _replicasets(client, d)
+    client, obj = _target(args, HISTORY)
+    history = _history(client, obj)
     if args.revision:
-        rs = next((r for r in rss if revision_of(r) == args.revision), None)
-        if rs is None:
+        entry = next((h for h in history if h[0] == args.revision), None)
+        if entry is None:
             raise CLIError(f"error: unable to find the specified revision {args.revision}")
-        print(f"{_ref(d)} with revision #{args.revision}")
+        print(f"{_ref(obj)} with revision #{args.revision}")
         print("Pod Template:")
-        print(dump(without_hash_label(rs["spec"]["template"]), "yaml"))
+        print(dump(entry[1], "yaml"))
         return 0
-    print(_ref(d))
-    rows = [["REVISION", "CHANGE-CAUSE"]] + [
-        [str(revision_of(r)), (r["metadata"].get("annotations") or {}).get(CHANGE_CAUSE, "<none>")] for r in rss]
-    for row in rows:
+    print(_ref(obj))
+    for row in [("REVISION", "CHANGE-CAUSE")] + [(str(n), cause) for n, _, cause in history]:
         print(f"{row[0]:<10}{row[1]}")
     return 0
 
 
 def cmd_rollout_undo(args: argparse.Namespace) -> int:
-    from kemu.controllers.deployment import revision_of, without_hash_label
-    client, d = _target(args, ("Deployment",))
-    rss = _replicasets(client, d)
+    from kemu.controllers.deployment import without_hash_label
+    client, obj = _target(args, HISTORY)
+    history = _history(client, obj)
     if args.to_revision:
-        rs = next((r for r in rss if revision_of(r) == args.to_revision), None)
-        if rs is None:
+        entry = next((h for h in history if h[0] == args.to_revision), None)
+        if entry is None:
             raise CLIError(f"error: unable to find specified revision {args.to_revision} in history")
     else:
-        older = [r for r in rss if revision_of(r) < max([revision_of(x) for x in rss] or [0])]
+        older = [h for h in history if h[0] < max([n for n, _, _ in history] or [0])]
         if not older:
-            raise CLIError(f"error: no rollout history found for {_ref(d)}")
-        rs = older[-1]
-    template = without_hash_label(rs["spec"]["template"])
-    if without_hash_label(d["spec"]["template"]) == template:
-        print(f"{_ref(d)} skipped rollback (current template already matches revision {revision_of(rs)})")
+            raise CLIError(f"error: no rollout history found for {_ref(obj)}")
+        entry = older[-1]
+    template = entry[1]
+    if without_hash_label(obj["spec"]["template"]) == template:
+        print(f"{_ref(obj)} skipped rollback (current template already matches revision {entry[0]})")
         return 0
 
     def roll(live: dict) -> None:
         live["spec"]["template"] = copy.deepcopy(template)
-    _mutate(client, d, roll)
-    print(f"{_ref(d)} rolled back")
+    _mutate(client, obj, roll)
+    print(f"{_ref(obj)} rolled back")
     return 0
 
 
@@ -267,7 +304,7 @@ def cmd_rollout_toggle(args: argparse.Namespace) -> int:
 def cmd_scale(args: argparse.Namespace) -> int:
     if args.replicas < 0:
         raise CLIError("error: --replicas must be a non-negative integer")
-    client, obj = _target(args, ("Deployment", "ReplicaSet"))
+    client, obj = _target(args, ("Deployment", "ReplicaSet", "ReplicationController", "StatefulSet"))
 
     def scale(live: dict) -> None:
         live["spec"]["replicas"] = args.replicas

@@ -15,8 +15,9 @@ from kemu.controllers.common import SharedInformers, delete_pod
 from kemu.controllers.queue import WorkQueue
 
 log = logging.getLogger(__name__)
-DEPENDENT_KINDS = ("ReplicaSet", "Pod", "Job")
-OWNER_KINDS = ("Deployment", "ReplicaSet", "DaemonSet", "Job", "CronJob")
+DEPENDENT_KINDS = ("ReplicaSet", "Pod", "Job", "ControllerRevision", "PersistentVolumeClaim")
+OWNER_KINDS = ("Deployment", "ReplicaSet", "ReplicationController", "DaemonSet", "Job", "CronJob", "StatefulSet",
+               "Pod")
 
 
 def delete_orphaning(client: Client, owner: dict) -> int:

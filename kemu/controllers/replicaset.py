@@ -54,22 +54,28 @@ class ReplicaSetController(Controller):
     KIND = "ReplicaSet"
 
     def __init__(self, client: Client, informers: SharedInformers) -> None:
-        super().__init__(client, informers, "replicaset-controller")
+        super().__init__(client, informers, "replication-controller" if self.KIND == "ReplicationController"
+                         else "replicaset-controller")
         self.pods = self.watch_owned("Pod", extra=self._orphan_pod)
 
     def _orphan_pod(self, pod: dict) -> None:
         """A pod without a controller may be adopted by any RS whose selector matches it."""
         ns = pod["metadata"]["namespace"]
         for rs in self.own.items():
-            if rs["metadata"]["namespace"] == ns and selector_matches(rs["spec"].get("selector"),
+            if rs["metadata"]["namespace"] == ns and selector_matches(self.selector(rs),
                                                                       pod["metadata"].get("labels")):
                 self.queue.add(f"{ns}/{rs['metadata']['name']}")
+
+    @staticmethod
+    def selector(rs: dict) -> dict:
+        """The owner's LabelSelector (a ReplicationController's plain map is read as matchLabels)."""
+        return rs["spec"].get("selector") or {}
 
     def claim_pods(self, rs: dict) -> list[dict]:
         """Owned pods that still match, plus adopted orphans that match; owned pods that stopped matching are
         released (their ownerReference removed), as upstream's PodControllerRefManager does."""
         ns, uid = rs["metadata"]["namespace"], rs["metadata"]["uid"]
-        selector = rs["spec"]["selector"]
+        selector = self.selector(rs)
         claimed = []
         for pod in self.pods.items():
             if pod["metadata"]["namespace"] != ns:

@@ -9,9 +9,12 @@ from kemu.controllers.deployment import DeploymentController
 from kemu.controllers.garbagecollector import GarbageCollector
 from kemu.controllers.job import JobController
 from kemu.controllers.replicaset import ReplicaSetController
+from kemu.controllers.replicationcontroller import ReplicationControllerController
+from kemu.controllers.statefulset import StatefulSetController
+from kemu.controllers.volumebinding import PersistentVolumeController
 
-WORKLOAD_CONTROLLERS = (ReplicaSetController, DeploymentController, DaemonSetController, JobController,
-                        CronJobController, GarbageCollector)
+WORKLOAD_CONTROLLERS = (ReplicaSetController, ReplicationControllerController, DeploymentController, DaemonSetController, JobController,
+                        CronJobController, StatefulSetController, PersistentVolumeController, GarbageCollector)
 
 
 def start_workload_controllers(client: Client) -> SharedInformers:

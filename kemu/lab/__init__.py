@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 from urllib.parse import urlencode
 
+import yaml
+
 from kemu.api.meta import is_dns1123_label
 from kemu.api.network import CLUSTER_CIDR, KUBERNETES_SERVICE_IP, LAB_SEGMENT, LB_POOL, NODE_CIDR_PREFIX
 from kemu.api.nodeconfig import NodeConfig, load_kubelet_config
@@ -177,7 +179,16 @@ class Lab:
         return sorted(os.listdir(LABS_DIR)) if os.path.isdir(LABS_DIR) else []
 
     def client(self) -> Client:
+        from kemu.api.images import use_overrides
+        use_overrides(self.state.kubelet_config.get("image_catalog"), "lab configuration")
         return Client(open_store(self.store_url))
+
+    def _image_catalog_file(self) -> str:
+        """The lab's image catalog entries (`images:` of --config) as a file its daemons read."""
+        path = os.path.join(self.dir, "images.yaml")
+        with open(path, "w") as f:
+            yaml.safe_dump({"entries": self.state.kubelet_config["image_catalog"]}, f)
+        return path
 
     def namespace(self, host: str) -> Namespace:
         if host != "client" and host not in self.state.nodes and host != "net":
@@ -294,6 +305,7 @@ class Lab:
                 continue
             ns = Namespace(f"{self.prefix}node{i}")
             keep_pod_sources(ns, CLUSTER_CIDR, local)
+            add_route(self.net, local, node_ip(i))   # the API server's proxies reach pods from the lab netns
             if self.state.pod_network == "vxlan":
                 vxlan = Vxlan(ns)
                 if not vxlan.exists():
@@ -359,12 +371,54 @@ class Lab:
         """Start a daemon in `ns` (None: this process's network namespace)."""
         log_path = os.path.join(self.dir, "logs", f"{key}.log")
         env = dict(os.environ, KEMU_LAB=self.name, PYTHONUNBUFFERED="1")
+        if self.state.kubelet_config.get("image_catalog"):   # the API server validates against the lab's catalog
+            env["KEMU_IMAGE_CATALOG"] = self._image_catalog_file()
+        os.makedirs(os.path.join(self.dir, "supervise"), exist_ok=True)
+        # each daemon runs under its own supervisor (kemu/lab/supervise.py), which restarts it when it dies
+        node_config = ["--node-config", argv[argv.index("--node-config") + 1]] if "--node-config" in argv else []
+        argv = [sys.executable, "-m", "kemu.lab.supervise", self.supervise_file(key), *node_config, "--", *argv]
         with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
             proc = subprocess.Popen(ns.enter_argv(argv) if ns else argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True, env=env, cwd=cwd)
-        # nsenter execs the command, so the PID is the daemon's
+        # nsenter execs the command, so the PID is the daemon's supervisor's
         self.state.daemons[key] = asdict(Daemon(key, proc.pid, start_ticks(proc.pid) or 0, log_path))
         self._save()
+
+    def supervise_file(self, key: str) -> str:
+        """Where daemon `key`'s supervisor records its pid, restarts and last exit."""
+        return os.path.join(self.dir, "supervise", f"{key}.json")
+
+    def daemon_status(self) -> list[dict]:
+        """Every daemon of the lab: name, supervisor pid, daemon pid, running, restarts, last exit."""
+        from kemu.lab.supervise import read_state
+        out = []
+        for key, d in sorted(self.state.daemons.items()):
+            daemon = Daemon(**d)
+            sup = read_state(self.supervise_file(key))
+            pid = sup.get("pid") or 0
+            out.append({"name": key, "supervisor": daemon.pid if daemon.alive() else 0, "pid": pid,
+                        "running": daemon.alive() and bool(pid) and pid_alive(pid),
+                        "restarts": sup.get("restarts", 0), "last_exit": sup.get("last_exit", "")})
+        return out
+
+    def restart(self, target: str) -> list[str]:
+        """Restart a daemon (`node1-proxy`, `controller-manager`) or every daemon of a node (`node1`) now, under
+        their supervisors (a stopped one is started); returns the daemons restarted."""
+        keys = [k for k in self.state.daemons if k == target or k.startswith(f"{target}-")]
+        if not keys:
+            raise LabError(f"{target!r} is neither a node nor a daemon of lab {self.name}: use one of "
+                           f"{', '.join(self.state.nodes + sorted(self.state.daemons))}")
+        for key in keys:
+            daemon = Daemon(**self.state.daemons[key])
+            if daemon.alive():
+                os.kill(daemon.pid, signal.SIGHUP)
+            elif key == "etcd":
+                self._start_etcd()
+            elif key.endswith("-agent"):
+                self._spawn_agent(key.removesuffix("-agent"))
+            else:
+                raise LabError(f"{key} is not running and has no supervisor: `kemu lab start` or re-create the lab")
+        return keys
 
     def _start_daemons(self, nodes: int) -> None:
         kemu = [sys.executable, "-m", "kemu.cli"]
@@ -570,8 +624,8 @@ class Lab:
                      if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))}
             if ready >= set(self.state.nodes) and self._dns_ready(client):
                 return
-            dead = [k for k, d in self.state.daemons.items() if not Daemon(**d).alive()]
-            if dead:
+            dead = [d["name"] for d in self.daemon_status() if not d["supervisor"] or d["restarts"]]
+            if dead:     # while coming up, a daemon that had to be restarted is a failed start
                 raise LabError(f"lab {self.name}: {', '.join(dead)} exited: {self._log_tail(dead[0])}")
             time.sleep(0.02)
         raise LabError(f"lab {self.name}: nodes not Ready after {timeout:.0f}s; see {self.dir}/logs/")
@@ -621,6 +675,8 @@ class Lab:
                 linux.umount(mount)
             except OSError:
                 pass
+        for device in loop_devices(self.dir):     # ext4-loop volumes (autoclear frees them on umount)
+            subprocess.run(["losetup", "-d", device], capture_output=True)
         for name in Namespace.list(self.prefix):
             Namespace(name).delete()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -656,6 +712,7 @@ class Lab:
             if os.path.isdir(mount):
                 left += [f"cgroup {os.path.join(mount, d)}" for d in os.listdir(mount) if d.startswith(self.prefix)]
         left += [f"mount {m}" for m in self._mounts()]
+        left += [f"loop device {d}" for d in loop_devices(self.dir)]
         left += [f"process {p}" for p in self._marked_processes()]
         if os.path.exists(self.etcd_socket):
             left.append(f"etcd socket {self.etcd_socket}")
@@ -665,6 +722,20 @@ class Lab:
 
     def exec_argv(self, host: str, argv: list[str]) -> list[str]:
         return self.namespace(host).enter_argv(argv)
+
+
+def loop_devices(top: str) -> list[str]:
+    """Loop devices whose backing file lies under `top` (the lab's ext4-loop volumes)."""
+    out = []
+    for dev in os.listdir("/sys/block") if os.path.isdir("/sys/block") else []:
+        try:
+            with open(f"/sys/block/{dev}/loop/backing_file") as f:
+                backing = f.read().strip().removesuffix(" (deleted)")
+        except OSError:
+            continue
+        if backing.startswith(top.rstrip("/") + "/"):
+            out.append(f"/dev/{dev}")
+    return out
 
 
 def _network_address(cidr: str) -> str:

@@ -146,10 +146,10 @@ def test_lab_hosts_client_and_nodes(kemu_lab):
     ("kind: Pod\napiVersion: v1\nmetadata: {name: a\n", "invalid YAML at line"),
     ("apiVersion: v1\nkind: Gizmo\nmetadata: {name: a}\n", "kind: unknown kind 'Gizmo'"),
     ("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {}\n", "Pod/a: spec.containers: required"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\nspec: {containers: [{name: c, command: [true]}]}\n",
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\nspec: {containers: [{name: c, command: [\"true\"]}]}\n",
      "metadata.name: 'Bad_Name' is not a DNS-1123 label"),
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, image: nginx}]}\n",
-     "spec.containers[0].command: required for image 'nginx'"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, image: redis}]}\n",
+     "spec.containers[0].command: required for image 'redis'"),
 ])
 def test_bad_input_is_one_clear_line_and_stores_nothing(kemu_lab, manifest, expected):
     good = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fine}\ndata: {k: v}\n---\n"

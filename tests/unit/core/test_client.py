@@ -70,7 +70,7 @@ def test_deleting_a_service_releases_its_allocations(client):
     (svc(type="NodePort", ports=[{"port": 80, "nodePort": 80}]), "outside the NodePort range 30000-32767"),
     (svc(ports=[{"port": 80}, {"port": 81}]), "spec.ports[0].name: required when a Service has more than one"),
     (pod(restartPolicy="Sometimes"), "spec.restartPolicy: must be Always, OnFailure or Never"),
-    (pod(containers=[{"name": "c", "image": "nginx"}]), "spec.containers[0].command: required for image 'nginx'"),
+    (pod(containers=[{"name": "c", "image": "redis"}]), "spec.containers[0].command: required for image 'redis'"),
     (pod(containers=[{"name": "c", "command": ["x"]}, {"name": "c", "command": ["y"]}]), "duplicate container"),
     (pod("UPPER"), "metadata.name: 'UPPER' is not a DNS-1123 label"),
     ({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "nope"},
