@@ -23,6 +23,7 @@ from kemu.api.network import CLUSTER_DNS_IP, CLUSTER_DOMAIN
 from kemu.api.nodeconfig import NodeConfig
 from kemu.client import Client
 from kemu.client.daemon import start_daemon
+from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
 
 log = logging.getLogger("dns")
@@ -75,6 +76,8 @@ class ZoneCache:
         self.answers: dict[tuple[bytes, int | None], bytes] = {}   # query minus ID → response minus ID, per zone
         self._changed = threading.Event()
         self.informers = [Informer(client, kind, self._on_change) for kind in ("Service", "EndpointSlice", "Pod")]
+        self.events = EventRecorder(client, "cluster-dns")
+        self.skipped: dict[str, str] = {}      # uid → why an object has no records
         self.rebuilds = 0
 
     def _on_change(self, key: str, old: dict | None, new: dict | None) -> None:
@@ -95,8 +98,16 @@ class ZoneCache:
 
     def rebuild(self) -> None:
         services, slices, pods = (inf.items() for inf in self.informers)
-        zone = build_zone(services, slices, pods, self.domain)
-        self.zone, self.answers = zone, {}
+        failed: dict[str, str] = {}
+
+        def left_out(obj: dict, exc: Exception) -> None:   # reported once per object and reason
+            uid, reason = obj["metadata"].get("uid", ""), f"{type(exc).__name__}: {exc}"
+            failed[uid] = reason
+            if self.skipped.get(uid) != reason:
+                log.error("%s %s: no DNS records (%s)", obj.get("kind"), obj["metadata"].get("name"), reason)
+                self.events.record(obj, "Warning", "DNSRecordsFailed", f"cluster DNS left it out: {reason}")
+        zone = build_zone(services, slices, pods, self.domain, left_out)
+        self.zone, self.answers, self.skipped = zone, {}, failed
         self.rebuilds += 1
 
     def _loop(self) -> None:
@@ -219,7 +230,7 @@ class DNSServer:
 
 def main(config: NodeConfig, port: int = 53) -> None:
     """Serve the cluster domain for one node until SIGTERM."""
-    client, stop = start_daemon(config.store_url)
+    client, stop = start_daemon(config)
     server = DNSServer(client, config.node_ip, port, config.cluster_domain).start()
     log.info("serving %s on %s:%d (udp, tcp)", config.cluster_domain, config.node_ip, port)
     register_endpoint(client, config.node_name, config.node_ip)

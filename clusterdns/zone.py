@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from collections.abc import Callable
 
 import dns.flags
 import dns.message
@@ -62,8 +63,10 @@ def dashed(ip: str) -> str:
     return ip.replace(".", "-").replace(":", "-")
 
 
-def build_zone(services: list[dict], slices: list[dict], pods: list[dict], domain: str = CLUSTER_DOMAIN) -> Zone:
-    """Every record of the cluster domain (and its PTRs) for the given objects."""
+def build_zone(services: list[dict], slices: list[dict], pods: list[dict], domain: str = CLUSTER_DOMAIN,
+               on_error: Callable[[dict, Exception], None] | None = None) -> Zone:
+    """Every record of the cluster domain (and its PTRs) for the given objects; with `on_error`, an object whose
+    records cannot be built is left out and passed to it (without, the error is raised)."""
     zone = Zone(dns.name.from_text(domain.rstrip(".") + "."))
     d = str(zone.domain)
     pods_by_uid = {p["metadata"].get("uid"): p for p in pods}
@@ -73,43 +76,59 @@ def build_zone(services: list[dict], slices: list[dict], pods: list[dict], domai
         if svc_name:
             slices_by_svc.setdefault((es["metadata"]["namespace"], svc_name), []).append(es)
     for svc in services:
-        ns, name, spec = svc["metadata"]["namespace"], svc["metadata"]["name"], svc.get("spec") or {}
-        fqdn = f"{name}.{ns}.svc.{d}"
-        if spec.get("type") == "ExternalName":
-            zone.add(fqdn, CNAME, spec.get("externalName", "").rstrip(".") + ".")
-            continue
-        ports = [p for p in spec.get("ports") or [] if p.get("name")]
-        if spec.get("clusterIP") not in (None, "", "None"):
-            zone.add(fqdn, A, spec["clusterIP"])
-            zone.add(reverse_name(spec["clusterIP"]), PTR, fqdn)
-            for p in ports:
-                zone.add(f"_{p['name']}._{p.get('protocol', 'TCP').lower()}.{fqdn}", SRV, f"0 100 {p['port']} {fqdn}")
-            continue
-        publish_not_ready = spec.get("publishNotReadyAddresses", False)
-        zone.names.add(dns.name.from_text(fqdn))   # a headless Service without endpoints: NODATA, not NXDOMAIN
-        for es in slices_by_svc.get((ns, name), []):
-            for ep in es.get("endpoints") or []:
-                cond = ep.get("conditions") or {}
-                if not (cond.get("ready") or (publish_not_ready and not cond.get("terminating"))):
-                    continue
-                pod = pods_by_uid.get((ep.get("targetRef") or {}).get("uid")) or {}
-                pod_spec = pod.get("spec") or {}
-                for ip in ep.get("addresses") or []:
-                    host = ep.get("hostname") or (pod_spec.get("hostname") if pod_spec.get("subdomain") == name
-                                                  else None) or dashed(ip)
-                    target = f"{host}.{fqdn}"
-                    zone.add(fqdn, A, ip)
-                    zone.add(target, A, ip)
-                    zone.add(reverse_name(ip), PTR, target)
-                    for p in es.get("ports") or []:
-                        if p.get("name"):
-                            zone.add(f"_{p['name']}._{p.get('protocol', 'TCP').lower()}.{fqdn}", SRV,
-                                     f"0 100 {p['port']} {target}")
+        try:
+            _add_service(zone, svc, slices_by_svc, pods_by_uid, d)
+        except Exception as exc:    # one Service it cannot read must not cost the cluster its DNS
+            if on_error is None:
+                raise
+            on_error(svc, exc)
     for pod in pods:
-        ip = (pod.get("status") or {}).get("podIP")
-        if ip and not pod["metadata"].get("deletionTimestamp"):
-            zone.add(f"{dashed(ip)}.{pod['metadata']['namespace']}.pod.{d}", A, ip)
+        try:
+            ip = (pod.get("status") or {}).get("podIP")
+            if ip and not pod["metadata"].get("deletionTimestamp"):
+                zone.add(f"{dashed(ip)}.{pod['metadata']['namespace']}.pod.{d}", A, ip)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(pod, exc)
     return zone
+
+
+def _add_service(zone: Zone, svc: dict, slices_by_svc: dict[tuple[str, str], list[dict]],
+                 pods_by_uid: dict[str, dict], d: str) -> None:
+    """The records of one Service: its name, SRV records, PTRs; a headless one's endpoints."""
+    ns, name, spec = svc["metadata"]["namespace"], svc["metadata"]["name"], svc.get("spec") or {}
+    fqdn = f"{name}.{ns}.svc.{d}"
+    if spec.get("type") == "ExternalName":
+        zone.add(fqdn, CNAME, spec.get("externalName", "").rstrip(".") + ".")
+        return
+    ports = [p for p in spec.get("ports") or [] if p.get("name")]
+    if spec.get("clusterIP") not in (None, "", "None"):
+        zone.add(fqdn, A, spec["clusterIP"])
+        zone.add(reverse_name(spec["clusterIP"]), PTR, fqdn)
+        for p in ports:
+            zone.add(f"_{p['name']}._{p.get('protocol', 'TCP').lower()}.{fqdn}", SRV, f"0 100 {p['port']} {fqdn}")
+        return
+    publish_not_ready = spec.get("publishNotReadyAddresses", False)
+    # a headless Service without (published) endpoints has no records: NXDOMAIN, as CoreDNS answers
+    for es in slices_by_svc.get((ns, name), []):
+        for ep in es.get("endpoints") or []:
+            cond = ep.get("conditions") or {}
+            if not (cond.get("ready") or (publish_not_ready and not cond.get("terminating"))):
+                continue
+            pod = pods_by_uid.get((ep.get("targetRef") or {}).get("uid")) or {}
+            pod_spec = pod.get("spec") or {}
+            for ip in ep.get("addresses") or []:
+                host = ep.get("hostname") or (pod_spec.get("hostname") if pod_spec.get("subdomain") == name
+                                              else None) or dashed(ip)
+                target = f"{host}.{fqdn}"
+                zone.add(fqdn, A, ip)
+                zone.add(target, A, ip)
+                zone.add(reverse_name(ip), PTR, target)
+                for p in es.get("ports") or []:
+                    if p.get("name"):
+                        zone.add(f"_{p['name']}._{p.get('protocol', 'TCP').lower()}.{fqdn}", SRV,
+                                 f"0 100 {p['port']} {target}")
 
 
 def _rrset(name: dns.name.Name, rdtype: int, rdatas: list[dns.rdata.Rdata]) -> dns.rrset.RRset:

@@ -114,6 +114,20 @@ def pod_resources(pod: dict) -> Resources:
     )
 
 
+CAP_SYS_RESOURCE = 24
+
+
+def oom_score_floor(status_path: str = "/proc/self/status", adj_path: str = "/proc/self/oom_score_adj") -> int:
+    """The lowest oom_score_adj this host lets the agent's containers set: any (-1000) with CAP_SYS_RESOURCE,
+    else the agent's own value (the kernel lets an unprivileged process lower it no further)."""
+    with open(status_path) as f:
+        caps = next((int(line.split()[1], 16) for line in f if line.startswith("CapEff:")), 0)
+    if caps & (1 << CAP_SYS_RESOURCE):
+        return -1000
+    with open(adj_path) as f:
+        return int(f.read())
+
+
 def oom_score_adj(pod: dict, container: dict, memory_capacity_bytes: int) -> int:
     """Upstream GetContainerOOMScoreAdjust (node-critical priority not modelled)."""
     qos = qos_class(pod)

@@ -20,7 +20,7 @@ from typing import Callable
 
 from kemu.api.meta import is_dns1123_label
 from kemu.api.quantity import parse_quantity
-from nodeagent import securitycontext
+from nodeagent import claims, securitycontext
 from nodeagent.env import EnvError, field_file_value, resource_value
 from nodeagent.tokens import TokenError, TokenManager
 from runtime import linux
@@ -36,7 +36,7 @@ SA_VOLUME = "kube-api-access"      # the projected volume the ServiceAccount adm
 KEMU_OWNED = "/run/kemu/"          # the only place hostPath *OrCreate may create anything
 PROJECTED = ("configMap", "secret", "downwardAPI", "projected")
 PLUGINS = {"emptyDir": "empty-dir", "hostPath": "host-path", "configMap": "configmap", "secret": "secret",
-           "downwardAPI": "downward-api", "projected": "projected"}
+           "downwardAPI": "downward-api", "projected": "projected", "persistentVolumeClaim": "pvc"}
 
 
 class VolumeError(ValueError):
@@ -294,6 +294,8 @@ def _save_state(pod_dir: str, state: dict) -> None:
 def _setup(vol: dict, pod: dict, pod_dir: str, lookup: Lookup, tokens: TokenManager | None = None) -> str:
     """Create (idempotently) one volume; returns the directory containers bind."""
     kind = volume_kind(vol)
+    if kind == "persistentVolumeClaim":      # the claim's PersistentVolume (nodeagent/claims.py)
+        return claims.claim_volume(vol["persistentVolumeClaim"] or {}, pod, pod_dir, safe_name(vol["name"]), lookup)
     path = volume_dir(pod_dir, vol)
     if kind == "hostPath":
         return _host_path(vol["hostPath"])
@@ -376,9 +378,7 @@ def refresh(pod: dict, pod_dir: str, lookup: Lookup, tokens: TokenManager | None
     """Bring projected content (configMap, secret, downwardAPI, projected, tokens due for renewal) up to date
     and retry volumes that failed; called every sync. Content already projected stays when its source goes
     missing (as kubelet)."""
-    state = _load_state(pod_dir)
-    if not state:
-        return
+    state = _load_state(pod_dir)      # none yet (an agent killed before prepare finished): set every volume up
     errors = []
     changed = False
     for vol in _all_volumes(pod):
@@ -422,8 +422,9 @@ def container_mounts(pod: dict, container: dict, pod_dir: str) -> list[Mount]:
         source = entry["path"]
         if m.get("subPath"):
             source = _sub_path(source, safe_relpath(m["subPath"], "subPath"), create=kind == "emptyDir")
-        mounts.append(Mount(target, source, readonly=bool(m.get("readOnly")) or kind in PROJECTED,
-                            host_volume=kind == "hostPath"))
+        readonly = kind in PROJECTED or kind == "persistentVolumeClaim" and bool(vol[kind].get("readOnly"))
+        mounts.append(Mount(target, source, readonly=bool(m.get("readOnly")) or readonly,
+                            host_volume=kind in ("hostPath", "persistentVolumeClaim")))
     return mounts
 
 

@@ -107,12 +107,16 @@ class Proxier:
         self.failures = 0
         self.counts: dict[str, int] = {}
         self.metrics = ProxyMetrics(pending=lambda: len(self.dirty))
+        # a Service whose rules cannot be built is left out (its key → why) and reported; the others are programmed
+        self.broken: dict[str, str] = {}
+        self.on_service_error: Callable[[str, Exception], None] | None = None
 
     # ------------------------------------------------------------ inputs
     def on_service(self, svc: dict | None, key: str) -> None:
         """Upsert (svc dict) or delete (None) a Service; key = "ns/name"."""
         if svc is None:
             self.services.pop(key, None)
+            self.broken.pop(key, None)
         else:
             self.services[key] = svc
         self.dirty.add(key)
@@ -171,7 +175,9 @@ class Proxier:
             if prev is not None and not prev.blocks and key not in self.dirty and not self.recreate:
                 frag = prev          # unchanged, and owns no endpoint-map blocks: reuse as is
             else:
-                frag = build_fragment(self.services[key], grouped.get(key, []), self.node, alloc)
+                frag = self._build(key, grouped.get(key, []), alloc)
+                if frag is None:
+                    continue
             frags[key] = frag
             rs.add_fragment(frag)
             for sk, v in frag.elements.items():
@@ -230,7 +236,7 @@ class Proxier:
                 new_frags[key] = None
                 continue
             alloc = _ReuseAllocator(self.alloc, old.blocks if old else [])
-            frag = build_fragment(svc, self._slices_of(key), self.node, alloc)
+            frag = self._build(key, self._slices_of(key), alloc)
             new_frags[key] = frag
             reused |= alloc.reused
 
@@ -368,6 +374,22 @@ class Proxier:
                           counts=dict(self.counts))
 
     # ------------------------------------------------------------ helpers
+    def _build(self, key: str, slices: list[dict], alloc: Callable[[str, int], int]) -> Fragment | None:
+        """The Service's rules, or None when they cannot be built from it (reported once per distinct reason):
+        one Service the proxy cannot read must never stop it programming the others."""
+        try:
+            frag = build_fragment(self.services[key], slices, self.node, alloc)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if self.broken.get(key) != reason:
+                self.broken[key] = reason
+                log.error("service %s: cannot build its rules (%s); leaving it out", key, reason)
+                if self.on_service_error is not None:
+                    self.on_service_error(key, exc)
+            return None
+        self.broken.pop(key, None)
+        return frag
+
     def _update_counts(self, before: dict[str, Fragment | None], after: dict[str, Fragment | None]) -> None:
         """Adjust object counts by the difference between Services' old and new fragments."""
         def size(f: Fragment | None) -> tuple[str, int, int]:

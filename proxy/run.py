@@ -8,12 +8,12 @@ import signal
 import threading
 
 from kemu.api.nodeconfig import NodeConfig
-from kemu.client import Client
+from kemu.client.daemon import node_client
+from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
 from kemu.nft import LibNftBackend
-from kemu.store import open_store
 from proxy.metrics import METRICS_PORT
-from proxy.proxier import Proxier
+from proxy.proxier import Proxier, SyncResult
 from proxy.ruleset import ProxyNode
 
 log = logging.getLogger("kemu.proxy")
@@ -26,11 +26,19 @@ def _key(obj: dict) -> str:
 
 def main(config: NodeConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    client = Client(open_store(config.store_url))
+    client = node_client(config)      # the store in-process, or the API server (config.kubeconfig)
     node = ProxyNode(name=config.node_name, node_ips=[config.node_ip], cluster_cidr=config.cluster_cidr,
                      service_cidr=config.service_cidr)
     backend = LibNftBackend()
     proxier = Proxier(node, backend)
+    events = EventRecorder(client, "kube-proxy", config.node_name)
+
+    def service_error(key: str, exc: Exception) -> None:
+        svc = proxier.services.get(key)
+        if svc is not None:
+            events.record(svc, "Warning", "FailedToProgramService", f"kube-proxy on {config.node_name} left this "
+                                                                    f"Service out of its rules: {exc}")
+    proxier.on_service_error = service_error
     changed = threading.Event()
     stop = threading.Event()
     lock = threading.Lock()
@@ -58,19 +66,29 @@ def main(config: NodeConfig) -> None:
     with lock:
         proxier.full_resync()
     while not stop.is_set():
-        if changed.wait(DRIFT_CHECK_SECONDS):
-            changed.clear()
+        try:
+            result = _step(proxier, backend, node, changed, lock)
+        except Exception as exc:   # never die on one bad sync: the next one is a full resync
+            log.exception("sync raised; full resync next")
             with lock:
-                result = proxier.sync()
-        else:
-            with lock:
-                live = backend.chain_names("ip", node.table)   # cheap: no rules or elements listed
-                if live is None or not proxier.expected_chains() <= live:
-                    log.warning("nftables table %s drifted (missing chains); full resync", node.table)
-                    result = proxier.full_resync()
-                else:
-                    result = proxier.sync()   # also runs the Proxier's own periodic full sync
+                proxier.needs_full = True
+            result = SyncResult("failed", error=str(exc))
         if result.error:
             log.warning("sync failed (%s); retrying", result.error)
             stop.wait(1.0)
             changed.set()
+
+
+def _step(proxier: Proxier, backend: LibNftBackend, node: ProxyNode, changed: threading.Event,
+          lock: threading.Lock) -> SyncResult:
+    """One turn of the loop: sync after changes, else check the live table for drift."""
+    if changed.wait(DRIFT_CHECK_SECONDS):
+        changed.clear()
+        with lock:
+            return proxier.sync()
+    with lock:
+        live = backend.chain_names("ip", node.table)   # cheap: no rules or elements listed
+        if live is None or not proxier.expected_chains() <= live:
+            log.warning("nftables table %s drifted (missing chains); full resync", node.table)
+            return proxier.full_resync()
+        return proxier.sync()   # also runs the Proxier's own periodic full sync

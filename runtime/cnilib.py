@@ -228,6 +228,14 @@ class CNIConfig:
         except FileNotFoundError:
             pass
 
+    def cached_result(self, container_id: str, ifname: str = "eth0") -> dict | None:
+        """The result ADD returned for this attachment (libcni's GetNetworkListCachedResult), or None."""
+        try:
+            cached = self._cache_read(self.conflist()["name"], container_id, ifname)
+        except Exception:      # no (readable) network configuration: nothing cached either
+            return None
+        return cached.get("result") if cached else None
+
     def cached_attachments(self) -> list[dict]:
         d = os.path.join(self.cache_dir, "results")
         out = []

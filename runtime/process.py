@@ -6,18 +6,22 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
 
 
 _children: dict[int, subprocess.Popen] = {}
+_children_lock = threading.Lock()      # reap() runs from the agent's loop and from the runtime's threads
 
 
 def reap() -> None:
-    """Collect exited shims and holders this process started (they are our children until we restart)."""
-    for pid, proc in list(_children.items()):
-        if proc.poll() is not None:
-            del _children[pid]
+    """Collect exited shims and holders this process started (they are our children until we restart); safe to
+    call from several threads at once."""
+    with _children_lock:
+        for pid, proc in list(_children.items()):
+            if proc.poll() is not None:
+                _children.pop(pid, None)
 
 
 class StartError(RuntimeError):
@@ -51,7 +55,8 @@ def spawn_shim(mode: str, spec: dict, spec_dir: str, stdout: int | None = None) 
     if report.get("error"):
         proc.wait(timeout=10)
         raise StartError(report["error"])
-    _children[proc.pid] = proc
+    with _children_lock:
+        _children[proc.pid] = proc
     report["shim_pid"] = proc.pid
     return report
 

@@ -17,7 +17,17 @@ import yaml
 from kemu.api.meta import MAX_REQUEST_BYTES, ManifestError
 
 EXTENSIONS = (".yaml", ".yml", ".json")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):     # type: ignore[misc]
+    """YAML as Kubernetes' decoder (sigs.k8s.io/yaml) reads it: timestamps stay strings (metav1.Time parses them),
+    so `kemu get -o yaml` output applies as is."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
 # go-yaml's decoder: up to 400k decoded nodes 99% may come from aliases, from 4M nodes only 10%, linear between
 ALIAS_RATIO_LOW, ALIAS_RATIO_HIGH = 400_000, 4_000_000
 
@@ -99,7 +109,7 @@ def documents(text: str, source: str) -> list[object]:
                 check_expansion(node)
             except ValueError as exc:
                 raise ManifestError(f"{source}: document {len(out) + 1}: {exc}") from None
-            out.append(loader.construct_document(node))
+            out.append(_string_keys(loader.construct_document(node)))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -112,12 +122,49 @@ def documents(text: str, source: str) -> list[object]:
     return out
 
 
+def _string_keys(value: object) -> object:
+    """Mapping keys as YAMLToJSON writes them: `1: a` is {"1": "a"}, `true: x` is {"true": "x"}."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if not all(isinstance(k, str) for k in item):
+                fixed = {_key_text(k): v for k, v in item.items()}
+                item.clear()
+                item.update(fixed)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+def _key_text(key: object) -> str:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    if isinstance(key, float) and key.is_integer() and abs(key) < 1e21:
+        return str(int(key))
+    return str(key)
+
+
+def read_text(file: str) -> str:
+    """A manifest's text (`-`: stdin); bytes that are not UTF-8 raise ManifestError, as kubectl refuses them."""
+    source = "<stdin>" if file == "-" else file
+    data = sys.stdin.buffer.read() if file == "-" else open(file, "rb").read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{source}: error converting YAML to JSON: yaml: invalid UTF-8 at byte {exc.start}: "
+                            "save the file as UTF-8") from None
+
+
 def load(paths: list[str]) -> list[tuple[str, dict]]:
     """(source, object) pairs from every document in `paths`; any YAML error raises ManifestError."""
     out: list[tuple[str, dict]] = []
     for path in paths:
         for file in _files(path):
-            text = sys.stdin.read() if file == "-" else open(file).read()
+            text = read_text(file)
             source = "<stdin>" if file == "-" else file
             for doc in documents(text, source):
                 if doc is None:

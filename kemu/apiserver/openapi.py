@@ -11,7 +11,7 @@ from functools import lru_cache
 from kemu.api.kinds import KINDS, Kind, revision
 from kemu.apiserver.crd import openapi_schema
 from kemu.apiserver.resources import has_subresource
-from kemu.apiserver.schema import OPEN, TOP, TYPES, Field, ListOf, MapOf
+from kemu.apiserver.schema import OPEN, TOP, TYPES, Field, Int, ListOf, MapOf
 
 PREFIX = "io.k8s.kemu."
 PRIMITIVES = {"string": {"type": "string"}, "integer": {"type": "integer", "format": "int64"},
@@ -46,6 +46,10 @@ def _ref(name: str) -> dict:
 
 
 def _field_schema(ftype: Field) -> dict:
+    if isinstance(ftype, Int):
+        out = {"type": "integer", "format": f"int{ftype.bits}"}
+        return out | ({"minimum": ftype.minimum} if ftype.minimum is not None else {}) | \
+            ({"maximum": ftype.maximum} if ftype.maximum is not None else {})
     if isinstance(ftype, ListOf):
         item = _field_schema(ftype.item)
         out: dict = {"type": "array", "items": item}

@@ -16,15 +16,18 @@ from kemu.cli.common import DEFAULT_LAB, CLIError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kemu.cli import cluster, daemons, kubeconfig, lab, objects, pods, workloads
+    from kemu.cli import capture, cluster, daemons, kubeconfig, lab, objects, pods, topology, workloads
     p = argparse.ArgumentParser(prog="kemu", description="Kubernetes node emulator on real Linux networking")
     p.add_argument("--lab", default=os.environ.get("KEMU_LAB", DEFAULT_LAB), help="lab to act on (env KEMU_LAB)")
     p.add_argument("--store", dest="store_url", default=os.environ.get("KEMU_STORE"),
                    help="talk to this cluster store instead of a lab: etcd://HOST:PORT (env KEMU_STORE)")
+    p.add_argument("-n", "--namespace", dest="namespace_global", help="namespace, before the verb (kubectl's "
+                   "`kubectl -n NS get pods`)")
     sub = p.add_subparsers(dest="verb", required=True)
     lab_commands = lab.register(sub)
     kubeconfig.register(sub, lab_commands)
-    for module in (objects, pods, workloads, cluster, daemons):
+    topology.register(lab_commands)                 # lab graph
+    for module in (objects, pods, workloads, cluster, daemons, capture):
         module.register(sub)
     return p
 
@@ -39,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if tail is not None and hasattr(args, "command"):
         args.command = tail
+    if args.namespace_global and getattr(args, "namespace", None) is None:
+        args.namespace = args.namespace_global
     try:
         return args.func(args)
     except CLIError as exc:

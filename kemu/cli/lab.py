@@ -23,7 +23,8 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         lab.up(args.nodes, args.config, timeout=args.timeout, store=args.store, etcd_endpoint=endpoint,
-               pod_network=args.pod_network, node_monitor_grace_period=args.node_monitor_grace_period)
+               pod_network=args.pod_network, node_monitor_grace_period=args.node_monitor_grace_period,
+               node_transport=args.node_transport)
     except (LabError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     print(f"lab {lab.name} is up: {len(lab.state.nodes)} node(s) Ready in {time.monotonic() - started:.2f}s "
@@ -92,6 +93,31 @@ def cmd_lab_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab_status(args: argparse.Namespace) -> int:
+    """The lab's daemons: supervisor and daemon PIDs, state, restarts, how the last run ended."""
+    lab = open_lab(args)
+    rows = [["DAEMON", "STATUS", "PID", "SUPERVISOR", "RESTARTS", "LAST EXIT"]]
+    for d in lab.daemon_status():
+        status = "Running" if d["running"] else "Restarting" if d["supervisor"] else "Stopped"
+        rows.append([d["name"], status, str(d["pid"] or "-"), str(d["supervisor"] or "-"), str(d["restarts"]),
+                     d["last_exit"] or "-"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def cmd_lab_restart(args: argparse.Namespace) -> int:
+    from kemu.lab import LabError
+    lab = open_lab(args)
+    try:
+        keys = lab.restart(args.target)
+    except LabError as exc:
+        raise CLIError(str(exc)) from None
+    print(f"{', '.join(keys)} restarted")
+    return 0
+
+
 def cmd_lab_add_node(args: argparse.Namespace) -> int:
     from kemu.lab import LabError
     lab = open_lab(args)
@@ -102,6 +128,21 @@ def cmd_lab_add_node(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     print(f"{name} joined lab {lab.name}: Ready in {time.monotonic() - started:.2f}s "
           f"(pod CIDR {lab.state.pod_cidrs[name]}, pod network {lab.state.pod_network})")
+    return 0
+
+
+def cmd_lab_join_command(args: argparse.Namespace) -> int:
+    """What a machine (a VM) needs to join the lab as node NAME: the API address and a node kubeconfig."""
+    from kemu.lab import LabError
+    lab = open_lab(args)
+    out = args.out or os.path.join(lab.dir, "join", args.node)
+    try:
+        info = lab.join_command(args.node, args.ip, out)
+    except LabError as exc:
+        raise CLIError(str(exc)) from None
+    print(f"# node {info['node_name']} ({info['node_ip']}) joins lab {lab.name} through {info['server']}")
+    print(f"# credential: {info['kubeconfig']} (CN=system:node:{info['node_name']}; copy it to the machine)")
+    print(f"KEMU_KUBECONFIG={info['kubeconfig']} vagrant/provision.sh worker {info['node_name']} {info['node_ip']}")
     return 0
 
 
@@ -124,6 +165,9 @@ def register(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
                     help="how pod traffic crosses nodes: routes via node IPs, or a VXLAN overlay (VNI 1, port 8472)")
     up.add_argument("--node-monitor-grace-period", type=seconds_arg, default=40.0,
                     help="how long a node may go without status before it is Unknown (default 40s)")
+    up.add_argument("--node-transport", choices=["store", "api"], default="store",
+                    help="how node daemons reach the cluster: the store in-process (default, fastest) or the API "
+                         "server with a node certificate (as a joined VM does)")
     up.set_defaults(func=cmd_lab_up)
     down = lab.add_parser("down", help="remove everything a lab made")
     down.add_argument("--name", dest="lab_name")
@@ -141,8 +185,22 @@ def register(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     start = lab.add_parser("start", help="undo `lab stop`: agent (or etcd) running, link up")
     start.add_argument("host", help="nodeN or etcd")
     start.set_defaults(func=cmd_lab_start)
+    status = lab.add_parser("status", help="the lab's daemons: PIDs, state, restarts by their supervisors")
+    status.add_argument("--name", dest="lab_name")
+    status.set_defaults(func=cmd_lab_status)
+    restart = lab.add_parser("restart", help="restart a daemon (node1-proxy, controller-manager, ...) or every "
+                                             "daemon of a node (node1)")
+    restart.add_argument("target", help="nodeN, or a daemon name from `kemu lab status`")
+    restart.set_defaults(func=cmd_lab_restart)
     add = lab.add_parser("add-node", help="grow a running lab by one node (nodeN+1) and wait until it is Ready")
     add.add_argument("--name", dest="lab_name")
     add.add_argument("--timeout", type=float, default=60.0)
     add.set_defaults(func=cmd_lab_add_node)
+    join = lab.add_parser("join-command", help="write what a machine (a VM on the lab segment) needs to join as "
+                                               "NODE through the API server: a node kubeconfig")
+    join.add_argument("node", help="the node name the machine registers as")
+    join.add_argument("--ip", required=True, help="the machine's address on the lab segment (e.g. 192.168.56.200)")
+    join.add_argument("--out", help="directory for kubelet.conf and join.json (default <lab>/join/NODE)")
+    join.add_argument("--name", dest="lab_name")
+    join.set_defaults(func=cmd_lab_join_command)
     return lab

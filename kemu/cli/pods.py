@@ -25,15 +25,30 @@ def _node_of(pod: dict) -> str:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     from kemu.client.nodeclient import NodeClientError
-    pod = find_pod(args, args.pod)
-    container = container_name(pod, args.container)
-    nodes = node_client(args, _node_of(pod))
-    try:
-        nodes.logs(namespace_of(args), args.pod, container, sys.stdout.buffer, follow=args.follow,
-                   previous=args.previous, tail=args.tail if args.tail is not None and args.tail >= 0 else None,
-                   timestamps=args.timestamps)
-    except NodeClientError as exc:
-        raise CLIError(str(exc)) from None
+    if args.selector:     # kubectl logs -l: each matching pod's logs in turn (kubectl's default: at most 5 pods)
+        if args.follow:
+            raise CLIError("error: kemu logs -l does not follow (-f): follow one pod, `kemu logs -f POD`")
+        from kemu.api.selectors import parse_selector
+        from kemu.cli.common import open_client
+        try:
+            pods, _ = open_client(args).list("Pod", namespace_of(args), parse_selector(args.selector))
+        except ValueError as exc:
+            raise CLIError(f"error: {exc}") from None
+        if not pods:
+            raise CLIError(f"No resources found in {namespace_of(args)} namespace.")
+    elif not args.pod:
+        raise CLIError("error: expected POD or -l SELECTOR")
+    else:
+        pods = [find_pod(args, args.pod)]
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"])[:args.max_log_requests]:
+        container = container_name(pod, args.container)
+        nodes = node_client(args, _node_of(pod))
+        try:
+            nodes.logs(namespace_of(args), pod["metadata"]["name"], container, sys.stdout.buffer, follow=args.follow,
+                       previous=args.previous, tail=args.tail if args.tail is not None and args.tail >= 0 else None,
+                       timestamps=args.timestamps)
+        except NodeClientError as exc:
+            raise CLIError(str(exc)) from None
     return 0
 
 
@@ -110,7 +125,9 @@ def cmd_port_forward(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add logs, exec and port-forward to kemu's parser."""
     logs = sub.add_parser("logs", help="print a container's logs")
-    logs.add_argument("pod")
+    logs.add_argument("pod", nargs="?")
+    logs.add_argument("-l", "--selector", help="the logs of every pod whose labels match")
+    logs.add_argument("--max-log-requests", type=int, default=5, help="with -l: at most this many pods")
     logs.add_argument("-c", "--container")
     logs.add_argument("-p", "--previous", action="store_true")
     logs.add_argument("-f", "--follow", action="store_true")

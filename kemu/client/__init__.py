@@ -136,7 +136,7 @@ class Client:
         (kemu.client.watchsource; RestClient.watch is the same over HTTP)."""
         from kemu.client.watchsource import StoreObjectWatcher
         kind = kind if isinstance(kind, Kind) else resolve_kind(kind)
-        return StoreObjectWatcher(self.store.watch(f"{REGISTRY}{kind.registry_path}/", after_revision + 1))
+        return StoreObjectWatcher(self.store.watch(f"{REGISTRY}{kind.registry_path}/", after_revision + 1), decode)
 
     # ---- writes ------------------------------------------------------------------------------------------------
     def create(self, obj: dict) -> dict:
@@ -173,7 +173,11 @@ class Client:
         kv = self.store.get(ref.key)
         if kv is None:
             raise NotFound(str(ref))
-        expect = int(obj["metadata"].get("resourceVersion") or kv.mod_revision)
+        version = str(obj["metadata"].get("resourceVersion") or kv.mod_revision)
+        if not version.isdigit():
+            raise Invalid(f"{ref}: metadata.resourceVersion: Invalid value: \"{version}\": strconv.ParseUint: "
+                          f'parsing "{version}": invalid syntax', [("metadata.resourceVersion", "invalid syntax")])
+        expect = int(version)
         stored_uid = json.loads(kv.value)["metadata"].get("uid")
         uid_precondition(ref, obj["metadata"].get("uid"), stored_uid)
         stored = dict(obj, metadata={k: v for k, v in obj["metadata"].items() if k != "resourceVersion"})
@@ -213,7 +217,14 @@ class Client:
             if kv is None:
                 return False
             obj = decode(kv.value, kv.mod_revision)
-            ops: list[Put | Delete] = [Delete(key)] + [Delete(k) for k in _allocation_keys(obj)]
+            if obj["metadata"].get("finalizers"):     # kept, Terminating, until its finalizers are removed
+                if obj["metadata"].get("deletionTimestamp"):
+                    return True
+                obj["metadata"] = dict(_without_rv(obj["metadata"]), deletionTimestamp=now_rfc3339(),
+                                       deletionGracePeriodSeconds=0)
+                ops = [Put(key, encode(obj))]
+            else:
+                ops = [Delete(key)] + [Delete(k) for k in _allocation_keys(obj)]
             if self.store.txn([Compare(key, kv.mod_revision)], ops).succeeded:
                 return True
         raise Conflict(key)
@@ -222,7 +233,12 @@ class Client:
     def _admit(self, obj: dict, source: str, index: int) -> None:
         if not isinstance(obj, dict):
             raise ManifestError(f"{source}: document {index + 1}: must be a mapping with apiVersion, kind, metadata")
-        if len(encode(obj)) > MAX_REQUEST_BYTES:
+        try:
+            size = len(encode(obj))
+        except (TypeError, ValueError) as exc:     # not JSON: a key that is not a string, a value JSON has not
+            raise ManifestError(f"{source}: document {index + 1}: cannot be encoded as JSON ({exc}): mapping keys "
+                                "must be strings") from None
+        if size > MAX_REQUEST_BYTES:
             raise ManifestError(f"{source}: document {index + 1}: Request entity too large: limit is "
                                 f"{MAX_REQUEST_BYTES} bytes; split it into smaller objects")
         apply_defaults(obj)
@@ -233,11 +249,11 @@ class Client:
         if not problems and kind and kind.custom:
             obj["apiVersion"] = kind.api_version    # stored at the storage version (conversion strategy None)
         if problems:
-            field, message = problems[0]
             name = (obj.get("metadata") or {}).get("name") if isinstance(obj.get("metadata"), dict) else None
             what = f"{obj.get('kind', 'document')}/{name}" if name else f"document {index + 1}"
-            more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
-            raise Invalid(f"{source}: {what}: {field}: {message}{more}", problems)
+            # one line per problem, each naming the object and the field (nothing is stored)
+            raise Invalid("\n".join(f"{source}: {what}: {field}: {message}" if field else
+                                    f"{source}: {what}: {message}" for field, message in problems), problems)
 
     def _write(self, objs: list[dict], create_only: bool = False, actions: list[str] | None = None,
                source: str = "-", expect_revision: int | None = None) -> list[dict]:
@@ -254,6 +270,8 @@ class Client:
                 if kv is not None and create_only:
                     raise AlreadyExists(f"{source}: {ref}: already exists")
                 old = decode(kv.value, kv.mod_revision) if kv else None
+                if ref.kind == "PersistentVolumeClaim" and old is None:
+                    self._storage_class_admission(obj, ref, objs, source)
                 if expect_revision is not None and (kv is None or kv.mod_revision != expect_revision):
                     raise Conflict(str(ref))
                 new = self._merge(old, obj, source) if old else self._new(obj)
@@ -294,11 +312,33 @@ class Client:
             raise NamespaceNotFound(f'{source}: {ref}: metadata.namespace: namespaces "{ref.namespace}" not found; '
                                 "create it first (kind: Namespace)")
 
+    def _storage_class_admission(self, claim: dict, ref: ObjectRef, batch: list[dict], source: str) -> None:
+        """A new claim without a class gets the default StorageClass (the DefaultStorageClass admission plugin);
+        a class that does not exist is refused, so nothing waits forever for it."""
+        spec = claim.setdefault("spec", {})
+        classes = {o["metadata"]["name"]: o for o in batch if o.get("kind") == "StorageClass"}
+        for kv in self.store.range(f"{REGISTRY}{KINDS['StorageClass'].registry_path}/")[0]:
+            sc = json.loads(kv.value)
+            classes.setdefault(sc["metadata"]["name"], sc)
+        name = spec.get("storageClassName")
+        if name is None:
+            default = sorted((c for c in classes.values() if (c["metadata"].get("annotations") or {})
+                              .get("storageclass.kubernetes.io/is-default-class") == "true"),
+                             key=lambda c: c["metadata"].get("creationTimestamp") or "")
+            if default:
+                spec["storageClassName"] = default[-1]["metadata"]["name"]
+        elif name and name not in classes:
+            raise Invalid(f'{source}: {ref}: spec.storageClassName: Not found: "{name}": '
+                          f'storageclass.storage.k8s.io "{name}" not found',
+                          [("spec.storageClassName", f'Not found: "{name}"')])
+
     @staticmethod
     def _new(obj: dict) -> dict:
         new = copy.deepcopy(obj)
         meta = new["metadata"]
         meta.pop("resourceVersion", None)
+        for field in ("deletionTimestamp", "deletionGracePeriodSeconds"):   # set by deletion only (BeforeCreate)
+            meta.pop(field, None)
         meta["uid"] = str(uuid.uuid4())              # the server's, whatever the client sent (as upstream)
         meta["creationTimestamp"] = meta.get("creationTimestamp") or now_rfc3339()   # clients send null
         custom = KINDS[new["kind"]].custom

@@ -159,7 +159,7 @@ class Controller:
         self.client = client
         self.informers = informers
         self.events = EventRecorder(client, name)
-        self.queue = WorkQueue(name, self.sync)
+        self.queue = WorkQueue(name, self.sync, self._sync_failed)
         self.expectations = Expectations()
         self.own = informers.get(self.KIND)
         self.own.handlers.append(self._on_own)
@@ -213,6 +213,12 @@ class Controller:
             created.add(pod["metadata"]["name"])
             self.events.record(owner, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
         return created
+
+    def _sync_failed(self, key: str, exc: Exception) -> None:
+        """A sync of `key` raised: a Warning event on the object (the queue retries it with back-off)."""
+        obj = self.get_own(key)
+        if obj is not None:
+            self.events.record(obj, "Warning", "FailedSync", f"Error syncing {self.KIND.lower()}: {exc}")
 
     def get_own(self, key: str) -> dict | None:
         ns, name = key.split("/", 1)

@@ -7,6 +7,7 @@ import logging
 
 from kemu.api.selectors import selector_matches
 from kemu.client import Client, Conflict
+from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
 from kemu.controllers.queue import WorkQueue
 
@@ -120,11 +121,17 @@ def mirrored_slice(svc: dict, endpoints: dict) -> dict:
 class EndpointsController:
     def __init__(self, client: Client) -> None:
         self.client = client
-        self.queue = WorkQueue("endpoints", self.sync)
+        self.events = EventRecorder(client, "endpoint-controller")
+        self.queue = WorkQueue("endpoints", self.sync, self._sync_failed)
         self.services = Informer(client, "Service", self._on_service)
         self.pods = Informer(client, "Pod", self._on_pod)
         self.endpoints = Informer(client, "Endpoints", self._on_endpoints)
         self.slices = Informer(client, "EndpointSlice")
+
+    def _sync_failed(self, key: str, exc: Exception) -> None:
+        svc = self.services.cache.get(f"/registry/services/{key}")
+        if svc is not None:
+            self.events.record(svc, "Warning", "FailedToUpdateEndpoint", f"Failed to update endpoint {key}: {exc}")
 
     def start(self) -> None:
         for inf in (self.services, self.pods, self.endpoints, self.slices):
@@ -144,8 +151,12 @@ class EndpointsController:
             if pod is None:
                 continue
             for svc in self.services.items():
-                if svc["metadata"]["namespace"] == pod["metadata"]["namespace"] and selector_matches(
-                        svc["spec"].get("selector"), pod["metadata"].get("labels")):
+                try:
+                    matches = svc["metadata"]["namespace"] == pod["metadata"]["namespace"] and selector_matches(
+                        svc["spec"].get("selector"), pod["metadata"].get("labels"))
+                except Exception:     # a Service it cannot read: its own sync reports it; the others go on
+                    matches = True
+                if matches:
                     self.queue.add(f"{svc['metadata']['namespace']}/{svc['metadata']['name']}")
 
     def _on_endpoints(self, key: str, old: dict | None, new: dict | None) -> None:

@@ -27,8 +27,13 @@ class LoadBalancerController:
         self.addresses = RangeAllocator(client.store, LB_IPS)
         self.pool = ipaddress.ip_network(pool)
         self.events = EventRecorder(client, "service-lb-controller")
-        self.queue = WorkQueue("loadbalancer", self.sync)
+        self.queue = WorkQueue("loadbalancer", self.sync, self._sync_failed)
         self.services = Informer(client, "Service", lambda key, old, new: self.queue.add(key))
+
+    def _sync_failed(self, key: str, exc: Exception) -> None:
+        svc = self.services.cache.get(key)
+        if svc is not None:
+            self.events.record(svc, "Warning", "SyncLoadBalancerFailed", f"Error syncing load balancer: {exc}")
 
     def start(self) -> None:
         self.queue.start()

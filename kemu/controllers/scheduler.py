@@ -2,7 +2,10 @@
 
 Filters (kube-scheduler plugin in brackets): node Ready, spec.unschedulable [NodeUnschedulable], nodeSelector
 [NodeAffinity], untolerated NoSchedule/NoExecute taints [TaintToleration], free hostPorts [NodePorts], requests vs
-allocatable for cpu, memory and the pod count [NodeResourcesFit]. Score: least requested cpu+memory, counting
+allocatable for cpu, memory and the pod count [NodeResourcesFit], claims' volumes [VolumeBinding: a bound volume's
+node affinity; an unbound WaitForFirstConsumer claim needs a matching volume the node reaches or a provisioner —
+the chosen node is written to the claim (`volume.kubernetes.io/selected-node`) and the pod is bound once the
+PersistentVolume controller has bound its claims]. Score: least requested cpu+memory, counting
 pods without requests as 100m/200Mi as upstream does, so best-effort pods spread too. A bind is remembered
 ("assumed") until the informer shows it, so a burst of pods does not pile onto one node.
 """
@@ -17,6 +20,7 @@ from kemu.client import Client
 from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
 from kemu.controllers.queue import WorkQueue
+from kemu.controllers.volumematch import SELECTED_NODE, best_volume, claim_names, volume_fits_node
 
 log = logging.getLogger(__name__)
 DEFAULT_MILLI_CPU = 100               # what the scorer assumes for a container without requests
@@ -121,16 +125,30 @@ class Scheduler:
     def __init__(self, client: Client) -> None:
         self.client = client
         self.events = EventRecorder(client, "default-scheduler")
-        self.queue = WorkQueue("scheduler", self.schedule)
+        self.queue = WorkQueue("scheduler", self.schedule, self._schedule_failed)
         self.pods = Informer(client, "Pod", self._on_pod)
         self.nodes = Informer(client, "Node", self._on_node)
+        self.claims = Informer(client, "PersistentVolumeClaim", self._on_claim)
+        self.volumes = Informer(client, "PersistentVolume", lambda key, old, new: self._requeue_pending()
+                                if new is not None and old is None else None)
+        self.classes = Informer(client, "StorageClass")
         self._assumed: dict[str, tuple[str, dict]] = {}   # pod key → (node, pod) bound but not yet seen bound
         self._lock = threading.Lock()
+
+    def _schedule_failed(self, key: str, exc: Exception) -> None:
+        """Scheduling this pod raised: say so on the pod (the queue retries it with back-off; others go on)."""
+        pod = self.pods.cache.get(key)
+        if pod is not None:
+            self.events.record(pod, "Warning", "FailedScheduling", f"Error scheduling pod: {exc}")
 
     def start(self) -> None:
         self.queue.start()
         self.nodes.start()
         self.nodes.synced.wait(10)
+        for informer in (self.claims, self.volumes, self.classes):
+            informer.start()
+        for informer in (self.claims, self.volumes, self.classes):
+            informer.synced.wait(10)
         self.pods.start()
 
     def _requeue_pending(self) -> None:
@@ -153,8 +171,55 @@ class Scheduler:
                                 old["status"].get("allocatable") != new["status"].get("allocatable")):
             self._requeue_pending()        # a node change may make pending pods fit
 
+    def _on_claim(self, key: str, old: dict | None, new: dict | None) -> None:
+        """A claim that was bound (or created) may let the pods that use it go on."""
+        claim = new or old
+        ns, name = claim["metadata"]["namespace"], claim["metadata"]["name"]
+        for pkey, pod in list(self.pods.cache.items()):
+            if pod["metadata"]["namespace"] == ns and not pod["spec"].get("nodeName") and \
+                    name in claim_names(pod):
+                self.queue.add(pkey)
+
+    def _pod_claims(self, pod: dict) -> tuple[list[dict], str | None]:
+        """The pod's claims, or why it cannot be scheduled at all (a missing, deleted or unbound Immediate
+        claim), worded as kube-scheduler's VolumeBinding plugin."""
+        ns, claims = pod["metadata"]["namespace"], []
+        for name in claim_names(pod):
+            claim = self.claims.cache.get(f"/registry/persistentvolumeclaims/{ns}/{name}")
+            if claim is None:
+                return [], f'persistentvolumeclaim "{name}" not found'
+            if claim["metadata"].get("deletionTimestamp"):
+                return [], f'persistentvolumeclaim "{name}" is being deleted'
+            if not _bound(claim) and self._binding_mode(claim) != "WaitForFirstConsumer":
+                return [], "pod has unbound immediate PersistentVolumeClaims"
+            claims.append(claim)
+        return claims, None
+
+    def _binding_mode(self, claim: dict) -> str:
+        sc = self.classes.cache.get(f"/registry/storageclasses/{claim['spec'].get('storageClassName') or ''}")
+        return (sc or {}).get("volumeBindingMode", "Immediate")
+
+    def _volume_misfit(self, claims: list[dict], node: dict) -> list[str]:
+        volumes = self.volumes.items()
+        for claim in claims:
+            if _bound(claim):
+                pv = self.volumes.cache.get(f"/registry/persistentvolumes/{claim['spec']['volumeName']}")
+                if pv is not None and not volume_fits_node(pv, node):
+                    return ["node(s) had volume node affinity conflict"]
+                continue
+            sc = self.classes.cache.get(f"/registry/storageclasses/{claim['spec'].get('storageClassName') or ''}")
+            if best_volume(volumes, claim, node) is None and \
+                    (sc or {}).get("provisioner", "kubernetes.io/no-provisioner") == "kubernetes.io/no-provisioner":
+                return ["node(s) didn't find available persistent volumes to bind"]
+        return []
+
     def usage(self) -> dict[str, NodeUsage]:
-        usage = {n["metadata"]["name"]: NodeUsage(n) for n in self.nodes.items()}
+        usage = {}
+        for n in self.nodes.items():
+            try:
+                usage[n["metadata"]["name"]] = NodeUsage(n)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:   # skip it: a node it cannot read
+                log.warning("node %s: unreadable allocatable (%s); not scheduling onto it", n["metadata"]["name"], exc)
         with self._lock:
             assumed = dict(self._assumed)
         bound = {}
@@ -167,7 +232,10 @@ class Scheduler:
             bound.setdefault(key, (node, pod))
         for node, pod in bound.values():
             if node in usage:
-                usage[node].add(pod)
+                try:
+                    usage[node].add(pod)
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:   # one bad pod: count the others
+                    log.warning("pod %s: unreadable requests (%s); not counted", pod["metadata"].get("name"), exc)
         return usage
 
     def filter(self, pod: dict, node: dict, usage: NodeUsage) -> list[str]:
@@ -193,12 +261,18 @@ class Scheduler:
         with self._lock:
             if key in self._assumed and self._assumed[key][1]["metadata"]["uid"] == pod["metadata"]["uid"]:
                 return
+        claims, problem = self._pod_claims(pod)
+        unbound = [c for c in claims if not _bound(c)]
+        if any((c["metadata"].get("annotations") or {}).get(SELECTED_NODE) for c in unbound):
+            return     # a node was chosen for its claims: bound once they are (the claim informer requeues)
         nodes = self.nodes.items()
         usage = self.usage()
         reasons: dict[str, int] = {}
         fitting = []
+        nodes = [n for n in nodes if n["metadata"]["name"] in usage]
         for node in nodes:
-            why = self.filter(pod, node, usage[node["metadata"]["name"]])
+            why = [problem] if problem else \
+                self.filter(pod, node, usage[node["metadata"]["name"]]) or self._volume_misfit(claims, node)
             for r in why:
                 reasons[r] = reasons.get(r, 0) + 1
             if not why:
@@ -211,6 +285,16 @@ class Scheduler:
             self._set_unschedulable(ns, name, message)
             return
         target = max(sorted(fitting), key=lambda n: (usage[n].score(pod), -usage[n].pods))
+        if unbound:       # WaitForFirstConsumer: provision or bind on the chosen node first (PreBind)
+            for claim in unbound:
+                def select(live: dict) -> bool | None:
+                    if _bound(live):
+                        return False
+                    live["metadata"].setdefault("annotations", {})[SELECTED_NODE] = target
+                    return None
+                self.client.mutate("PersistentVolumeClaim", ns, claim["metadata"]["name"], select)
+            self.queue_after(key, 1.0)    # in case the claims were bound before this pass could see them
+            return
 
         def bind(live: dict) -> bool | None:
             if live["spec"].get("nodeName") or live["metadata"]["uid"] != pod["metadata"]["uid"]:
@@ -229,6 +313,11 @@ class Scheduler:
             with self._lock:
                 self._assumed.pop(key, None)
 
+    def queue_after(self, key: str, delay: float) -> None:
+        timer = threading.Timer(delay, self.queue.add, args=(key,))
+        timer.daemon = True
+        timer.start()
+
     def _set_unschedulable(self, ns: str, name: str, message: str) -> None:
         def mark(live: dict) -> None:
             conditions = [c for c in (live.get("status") or {}).get("conditions") or [] if c["type"] != "PodScheduled"]
@@ -240,6 +329,10 @@ class Scheduler:
                  "lastProbeTime": None, "lastTransitionTime": old.get("lastTransitionTime") if
                  old.get("message") == message else now_rfc3339()}]
         self.client.mutate("Pod", ns, name, mark)
+
+
+def _bound(claim: dict) -> bool:
+    return bool(claim["spec"].get("volumeName")) and (claim.get("status") or {}).get("phase") == "Bound"
 
 
 def _terminal(pod: dict) -> bool:
