@@ -55,6 +55,11 @@ KINDS: dict[str, Kind] = {k.name: k for k in [
     Kind("RoleBinding", "rbac.authorization.k8s.io/v1", "rolebindings"),
     Kind("ClusterRoleBinding", "rbac.authorization.k8s.io/v1", "clusterrolebindings", namespaced=False),
     Kind("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", ("netpol",)),
+    Kind("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers", ("hpa",)),
+    Kind("LimitRange", "v1", "limitranges", ("limits",)),
+    Kind("ResourceQuota", "v1", "resourcequotas", ("quota",)),
+    Kind("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", ("pdb",)),
+    Kind("PriorityClass", "scheduling.k8s.io/v1", "priorityclasses", ("pc",), namespaced=False),
 ]}
 
 _ALIASES: dict[str, Kind] = {}

@@ -246,6 +246,17 @@ TYPES: dict[str, dict[str, Field]] = {
     "AggregationRule": {"clusterRoleSelectors": ListOf("LabelSelector")},
     "Subject": {"kind": STR, "apiGroup": STR, "name": STR, "namespace": STR},
     "RoleRef": {"apiGroup": STR, "kind": STR, "name": STR},
+    # autoscaling and resource policy (kemu/api/policy.py validates them)
+    "HorizontalPodAutoscalerSpec": {"scaleTargetRef": "CrossVersionObjectReference", "minReplicas": INT32,
+                                    "maxReplicas": INT32, "metrics": ListOf(OPEN), "behavior": OPEN,
+                                    "targetCPUUtilizationPercentage": INT32},
+    "CrossVersionObjectReference": {"apiVersion": STR, "kind": STR, "name": STR},
+    "LimitRangeSpec": {"limits": ListOf("LimitRangeItem")},
+    "LimitRangeItem": {"type": STR, "max": MapOf(QTY), "min": MapOf(QTY), "default": MapOf(QTY),
+                       "defaultRequest": MapOf(QTY), "maxLimitRequestRatio": MapOf(QTY)},
+    "ResourceQuotaSpec": {"hard": MapOf(QTY), "scopes": ListOf(STR), "scopeSelector": OPEN},
+    "PodDisruptionBudgetSpec": {"minAvailable": INTSTR, "maxUnavailable": INTSTR, "selector": "LabelSelector",
+                                "unhealthyPodEvictionPolicy": STR},
 }
 # the top-level fields of every kind (its `kind` name is its schema name)
 TOP: dict[str, dict[str, Field]] = {
@@ -278,6 +289,11 @@ TOP: dict[str, dict[str, Field]] = {
     "ClusterRole": {"rules": ListOf("PolicyRule"), "aggregationRule": "AggregationRule"},
     "RoleBinding": {"subjects": ListOf("Subject"), "roleRef": "RoleRef"},
     "ClusterRoleBinding": {"subjects": ListOf("Subject"), "roleRef": "RoleRef"},
+    "HorizontalPodAutoscaler": {"spec": "HorizontalPodAutoscalerSpec", "status": OPEN},
+    "LimitRange": {"spec": "LimitRangeSpec"},
+    "ResourceQuota": {"spec": "ResourceQuotaSpec", "status": OPEN},
+    "PodDisruptionBudget": {"spec": "PodDisruptionBudgetSpec", "status": OPEN},
+    "PriorityClass": {"value": INT32, "globalDefault": BOOL, "description": STR, "preemptionPolicy": STR},
 }
 for _kind, _fields in TOP.items():
     TYPES[_kind] = {**OBJ_FIELDS, **_fields}

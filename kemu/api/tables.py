@@ -237,6 +237,74 @@ def _cronjob_row(cj: dict, wide: bool) -> list[str]:
                                                                   .get("selector"))] if wide else [])
 
 
+def _statefulset_row(sts: dict, wide: bool) -> list[str]:
+    st = sts.get("status") or {}
+    row = [sts["metadata"]["name"], f"{st.get('readyReplicas', 0)}/{sts['spec'].get('replicas', 1)}",
+           age(sts["metadata"].get("creationTimestamp"))]
+    return row + (_containers_images(sts["spec"]["template"]) if wide else [])
+
+
+def _revision_row(cr: dict, wide: bool) -> list[str]:
+    ref = next((r for r in cr["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
+    owner = f"{ref['kind'].lower()}.{ref['apiVersion'].rpartition('/')[0]}/{ref['name']}".replace("./", "/") \
+        if ref else "<none>"
+    return [cr["metadata"]["name"], owner, str(cr.get("revision", 0)), age(cr["metadata"].get("creationTimestamp"))]
+
+
+ACCESS_MODE_SHORT = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX",
+                     "ReadWriteOncePod": "RWOP"}
+
+
+def _modes(modes: list[str] | None) -> str:
+    return ",".join(ACCESS_MODE_SHORT.get(m, m) for m in modes or [])
+
+
+def _storage_phase(obj: dict) -> str:
+    """kubectl's STATUS of a claim or volume: Terminating while its finalizers hold it."""
+    return "Terminating" if obj["metadata"].get("deletionTimestamp") else \
+        (obj.get("status") or {}).get("phase", "Pending")
+
+
+def _pv_row(pv: dict, wide: bool) -> list[str]:
+    spec = pv.get("spec") or {}
+    ref = spec.get("claimRef") or {}
+    row = [pv["metadata"]["name"], (spec.get("capacity") or {}).get("storage", ""), _modes(spec.get("accessModes")),
+           spec.get("persistentVolumeReclaimPolicy", ""), _storage_phase(pv),
+           f"{ref['namespace']}/{ref['name']}" if ref.get("name") else "", spec.get("storageClassName", ""),
+           spec.get("volumeAttributesClassName") or "<unset>", (pv.get("status") or {}).get("reason", ""),
+           age(pv["metadata"].get("creationTimestamp"))]
+    return row + ([spec.get("volumeMode", "Filesystem")] if wide else [])
+
+
+def _pvc_row(pvc: dict, wide: bool) -> list[str]:
+    spec, st = pvc.get("spec") or {}, pvc.get("status") or {}
+    bound = st.get("phase") == "Bound"
+    row = [pvc["metadata"]["name"], _storage_phase(pvc), spec.get("volumeName", ""),
+           (st.get("capacity") or {}).get("storage", "") if bound else "",
+           _modes(st.get("accessModes")) if bound else "", spec.get("storageClassName") or "",
+           spec.get("volumeAttributesClassName") or "<unset>", age(pvc["metadata"].get("creationTimestamp"))]
+    return row + ([spec.get("volumeMode", "Filesystem")] if wide else [])
+
+
+def _storageclass_row(sc: dict, wide: bool) -> list[str]:
+    default = (sc["metadata"].get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true"
+    return [sc["metadata"]["name"] + (" (default)" if default else ""), sc.get("provisioner", ""),
+            sc.get("reclaimPolicy", "Delete"), sc.get("volumeBindingMode", "Immediate"),
+            str(bool(sc.get("allowVolumeExpansion"))).lower(), age(sc["metadata"].get("creationTimestamp"))]
+
+
+STORAGE_TABLES = {
+    "StatefulSet": (["NAME", "READY", "AGE"], ["CONTAINERS", "IMAGES"], _statefulset_row),
+    "ControllerRevision": (["NAME", "CONTROLLER", "REVISION", "AGE"], [], _revision_row),
+    "PersistentVolume": (["NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM", "STORAGECLASS",
+                          "VOLUMEATTRIBUTESCLASS", "REASON", "AGE"], ["VOLUMEMODE"], _pv_row),
+    "PersistentVolumeClaim": (["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS",
+                               "VOLUMEATTRIBUTESCLASS", "AGE"], ["VOLUMEMODE"], _pvc_row),
+    "StorageClass": (["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION", "AGE"],
+                     [], _storageclass_row),
+}
+
+
 WORKLOAD_TABLES = {
     "Deployment": (["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"],
                    _deployment_row),
@@ -263,6 +331,7 @@ TABLES = {
     "ConfigMap": (["NAME", "DATA", "AGE"], [], _configmap_row),
     "Secret": (["NAME", "TYPE", "DATA", "AGE"], [], _secret_row),
     **WORKLOAD_TABLES,
+    **STORAGE_TABLES,
 }
 
 

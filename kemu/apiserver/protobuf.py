@@ -51,6 +51,7 @@ ROOTS: tuple[tuple[str, str], ...] = (
     ("authentication.k8s.io/v1", "authn.SelfSubjectReview"),
     ("networking.k8s.io/v1", "net.Ingress"), ("networking.k8s.io/v1", "net.IngressClass"),
     ("networking.k8s.io/v1", "net.NetworkPolicy"),
+    ("storage.k8s.io/v1", "storage.StorageClass"),
     ("discovery.k8s.io/v1", "disc.EndpointSlice"), ("coordination.k8s.io/v1", "coord.Lease"),
     ("autoscaling/v1", "as1.HorizontalPodAutoscaler"), ("autoscaling/v1", "as1.Scale"),
     ("autoscaling/v2", "as2.HorizontalPodAutoscaler"),
@@ -545,6 +546,11 @@ MESSAGES: dict[str, str | tuple[str, ...]] = {
         "3 disruptionsAllowed i!, 4 currentHealthy i!, 5 desiredHealthy i!, 6 expectedPods i!, "
         "7 conditions meta.Condition*"),
     "rbac.AggregationRule": "1 clusterRoleSelectors meta.LabelSelector*",
+    "storage.StorageClass": ("1 metadata meta.ObjectMeta, 2 provisioner s!, 3 parameters {s:s}, "
+        "4 reclaimPolicy s!, 5 mountOptions s*, 6 allowVolumeExpansion b!, 7 volumeBindingMode s!, "
+        "8 allowedTopologies storage.TopologySelectorTerm*"),
+    "storage.TopologySelectorTerm": "1 matchLabelExpressions storage.TopologySelectorLabelRequirement*",
+    "storage.TopologySelectorLabelRequirement": "1 key s!, 2 values s*",
     "rbac.ClusterRole": ("1 metadata meta.ObjectMeta, 2 rules rbac.PolicyRule*, "
         "3 aggregationRule rbac.AggregationRule!"),
     "rbac.ClusterRoleBinding": ("1 metadata meta.ObjectMeta, 2 subjects rbac.Subject*, "
