@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from kemu.api import networking
 from kemu.api.kinds import KINDS
 from kemu.api.quantity import parse_quantity
 from kemu.api.structural import go_value, json_type
@@ -255,6 +256,16 @@ TYPES: dict[str, dict[str, Field]] = {
     "LimitRangeItem": {"type": STR, "max": MapOf(QTY), "min": MapOf(QTY), "default": MapOf(QTY),
                        "defaultRequest": MapOf(QTY), "maxLimitRequestRatio": MapOf(QTY)},
     "ResourceQuotaSpec": {"hard": MapOf(QTY), "scopes": ListOf(STR), "scopeSelector": OPEN},
+    "ReplicationControllerSpec": {"minReadySeconds": NONNEG32, "replicas": NONNEG32, "selector": MapOf(STR),
+                                  "template": "PodTemplateSpec"},
+    "NetworkPolicySpec": {"podSelector": "LabelSelector", "policyTypes": ListOf(STR),
+                          "ingress": ListOf("NetworkPolicyIngressRule"), "egress": ListOf("NetworkPolicyEgressRule")},
+    "NetworkPolicyIngressRule": {"from": ListOf("NetworkPolicyPeer"), "ports": ListOf("NetworkPolicyPort")},
+    "NetworkPolicyEgressRule": {"to": ListOf("NetworkPolicyPeer"), "ports": ListOf("NetworkPolicyPort")},
+    "NetworkPolicyPeer": {"podSelector": "LabelSelector", "namespaceSelector": "LabelSelector",
+                          "ipBlock": "IPBlock"},
+    "IPBlock": {"cidr": STR, "except": ListOf(STR)},
+    "NetworkPolicyPort": {"protocol": STR, "port": INTSTR, "endPort": PORT},
     "PodDisruptionBudgetSpec": {"minAvailable": INTSTR, "maxUnavailable": INTSTR, "selector": "LabelSelector",
                                 "unhealthyPodEvictionPolicy": STR},
 }
@@ -273,6 +284,8 @@ TOP: dict[str, dict[str, Field]] = {
              {"count": INT32, "firstTimestamp": TIME, "lastTimestamp": TIME, "eventTime": STR},
     "Deployment": {"spec": "DeploymentSpec", "status": "Status"},
     "ReplicaSet": {"spec": "ReplicaSetSpec", "status": "Status"},
+    "ReplicationController": {"spec": "ReplicationControllerSpec", "status": "Status"},
+    "NetworkPolicy": {"spec": "NetworkPolicySpec"},
     "DaemonSet": {"spec": "DaemonSetSpec", "status": "Status"},
     "Job": {"spec": "JobSpec", "status": "Status"},
     "StatefulSet": {"spec": "StatefulSetSpec", "status": "Status"},
@@ -295,6 +308,9 @@ TOP: dict[str, dict[str, Field]] = {
     "PodDisruptionBudget": {"spec": "PodDisruptionBudgetSpec", "status": OPEN},
     "PriorityClass": {"value": INT32, "globalDefault": BOOL, "description": STR, "preemptionPolicy": STR},
 }
+_named, _top = networking.types(STR, BOOL, INT32, PORT, OPEN, ListOf, MapOf)   # Ingress, Gateway API kinds
+TYPES.update(_named)
+TOP.update(_top)
 for _kind, _fields in TOP.items():
     TYPES[_kind] = {**OBJ_FIELDS, **_fields}
 for _kind in set(KINDS) - set(TOP):   # a kind not described yet is served with an open schema, never refused

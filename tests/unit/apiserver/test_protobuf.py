@@ -211,8 +211,10 @@ def test_bad_bodies_raise_valueerror(body, words):
 
 def test_every_served_kind_and_the_extras_are_decodable():
     json_only = {"CustomResourceDefinition"}    # kubectl, Helm and controller-runtime send CRDs as JSON
+    crd_groups = {"gateway.networking.k8s.io"}  # CRDs upstream: clients have no protobuf types for them
     for kind in KINDS.values():
-        assert pb.decodable(kind.api_version, kind.name) or kind.name in json_only, kind.name
+        assert pb.decodable(kind.api_version, kind.name) or kind.name in json_only or kind.group in crd_groups, \
+            kind.name
     for api, kind in [("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
                       ("authorization.k8s.io/v1", "SubjectAccessReview"), ("authentication.k8s.io/v1", "TokenRequest"),
                       ("policy/v1", "Eviction"), ("autoscaling/v1", "Scale"), ("meta.k8s.io/v1", "DeleteOptions"),

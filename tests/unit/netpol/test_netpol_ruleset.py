@@ -337,7 +337,7 @@ def test_failed_transaction_is_followed_by_a_recreate(c):
     ({"podSelector": {}, "egress": [{"ports": [{"port": 91, "endPort": 90}]}]}, "spec.egress[0].ports[0].endPort"),
     ({"podSelector": {"matchExpressions": [{"key": "a", "operator": "Has"}]}},
      "spec.podSelector.matchExpressions[0].operator"),
-    ({"podSelector": {"matchLabels": {"a": 1}}}, "spec.podSelector.matchLabels"),
+    ({"podSelector": {"matchLabels": {"a": 1}}}, "spec.podSelector.matchLabels[a]"),
     ({"podSelector": {}, "policyTypes": ["Sideways"]}, "spec.policyTypes"),
 ])
 def test_validation_names_the_field(spec, field):
