@@ -71,10 +71,12 @@ def main() -> None:
     ap.add_argument("--single", type=int, default=20, help="repetitions of the one-pod measurement")
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--idle-seconds", type=float, default=10.0)
+    ap.add_argument("--node-transport", choices=["store", "api"], default="store",
+                    help="the node's daemons on the store in-process (default) or through the API server")
     args = ap.parse_args()
     lab = Lab("bench-ps")
     lab.down()
-    lab.up(1)
+    lab.up(1, node_transport=args.node_transport)
     try:
         client = lab.client()
         singles = []

@@ -18,6 +18,7 @@ import dns.flags
 import dns.message
 import dns.rcode
 
+from clusterdns.metrics import METRICS_PORT, DNSMetrics
 from clusterdns.zone import Zone, answer, build_zone
 from kemu.api.network import CLUSTER_DNS_IP, CLUSTER_DOMAIN
 from kemu.api.nodeconfig import NodeConfig
@@ -172,7 +173,9 @@ class _TCPHandler(socketserver.BaseRequestHandler):
                 wire = _recv_exact(sock, struct.unpack("!H", head)[0])
                 if wire is None:
                     return
+                start = time.perf_counter()
                 out = respond(self.server.cache, wire, None)
+                self.server.metrics.observe(wire, out, "tcp", time.perf_counter() - start)
                 if out is None:
                     return
                 sock.sendall(struct.pack("!H", len(out)) + out)
@@ -203,6 +206,8 @@ class DNSServer:
         self.udp.bind((address, port))
         self.tcp = _TCPServer((address, port), _TCPHandler)
         self.tcp.cache = self.cache
+        self.metrics = DNSMetrics(f"dns://{address}:{port}")
+        self.tcp.metrics = self.metrics
 
     def start(self) -> "DNSServer":
         self.cache.start()
@@ -214,7 +219,9 @@ class DNSServer:
         while True:
             try:
                 wire, peer = self.udp.recvfrom(4096)
+                start = time.perf_counter()
                 out = respond(self.cache, wire, 512)
+                self.metrics.observe(wire, out, "udp", time.perf_counter() - start)
                 if out is not None:
                     self.udp.sendto(out, peer)
             except OSError:
@@ -234,6 +241,10 @@ def main(config: NodeConfig, port: int = 53) -> None:
     server = DNSServer(client, config.node_ip, port, config.cluster_domain).start()
     log.info("serving %s on %s:%d (udp, tcp)", config.cluster_domain, config.node_ip, port)
     register_endpoint(client, config.node_name, config.node_ip)
+    try:
+        server.metrics.serve(config.node_ip, METRICS_PORT)
+    except OSError as exc:
+        log.warning("metrics not served: %s", exc)
     stop.wait()
     try:
         register_endpoint(client, config.node_name, config.node_ip, present=False)

@@ -1,20 +1,44 @@
-"""What every kemu daemon does first: one log format, a client of the cluster, and SIGTERM/SIGINT as a stop event."""
+"""What every kemu daemon does first: one log format, a client of the cluster, and SIGTERM/SIGINT as a stop event.
+
+The client is the in-process one on a store (`Client(open_store(url))`, a lab's default: fastest) or, given a
+kubeconfig, a `RestClient` through the API server (a node that joined with only an API address and a credential).
+Both offer what the daemons call (get/list/create/update/mutate/delete/apply/watch) and informers work on either.
+"""
 from __future__ import annotations
 
 import logging
 import signal
 import threading
-from typing import Callable
+from typing import Callable, Union
 
+from kemu.api.nodeconfig import NodeConfig
 from kemu.client import Client
+from kemu.client.rest import RestClient
 from kemu.store import open_store
 
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+ClusterClient = Union[Client, RestClient]
 
 
-def start_daemon(store_url: str, on_stop: Callable[[], None] | None = None) -> tuple[Client, threading.Event]:
-    """Set up logging and signals (call from the main thread); returns the cluster client and the stop event,
-    which SIGTERM or SIGINT sets (then `on_stop` runs, e.g. to wake a loop)."""
+def connect(store_url: str = "", kubeconfig: str = "") -> ClusterClient:
+    """The cluster client: through the API server when a kubeconfig is given, else on the store at `store_url`."""
+    if kubeconfig:
+        return RestClient.from_kubeconfig(kubeconfig)
+    if not store_url:
+        raise ValueError("no cluster to talk to: give a store URL or a kubeconfig")
+    return Client(open_store(store_url))
+
+
+def node_client(config: NodeConfig) -> ClusterClient:
+    """The client a node component uses: NodeConfig.kubeconfig (the API) if set, else NodeConfig.store_url."""
+    return connect(config.store_url, config.kubeconfig)
+
+
+def start_daemon(cluster: str | NodeConfig, on_stop: Callable[[], None] | None = None) \
+        -> tuple[ClusterClient, threading.Event]:
+    """Set up logging and signals (call from the main thread); returns the cluster client (`cluster`: a store URL,
+    or a node's config) and the stop event, which SIGTERM or SIGINT sets (then `on_stop` runs, e.g. to wake a
+    loop)."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     stop = threading.Event()
 
@@ -24,4 +48,5 @@ def start_daemon(store_url: str, on_stop: Callable[[], None] | None = None) -> t
             on_stop()
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
-    return Client(open_store(store_url)), stop
+    client = node_client(cluster) if isinstance(cluster, NodeConfig) else connect(cluster)
+    return client, stop

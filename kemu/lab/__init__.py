@@ -440,6 +440,8 @@ class Lab:
         self._spawn_agent(f"node{i}")
         self._spawn(f"node{i}-proxy", self.namespace(f"node{i}"), kemu + ["proxy", "--node-config", cfg_path])
         self._spawn(f"node{i}-netpol", self.namespace(f"node{i}"), kemu + ["netpol", "--node-config", cfg_path])
+        # the node's ingress controller: nginx on the node's :80/:443 (ingress/run.py, docs/ingress.md)
+        self._spawn(f"node{i}-ingress", self.namespace(f"node{i}"), kemu + ["ingress", "--node-config", cfg_path])
         # the node's cluster DNS server (NodeLocal-DNSCache-like); it registers in kube-dns's Endpoints
         self._spawn(f"node{i}-dns", self.namespace(f"node{i}"), kemu + ["dns", "--node-config", cfg_path])
 
