@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+from kemu.api import networking
 from kemu.api.crds import CustomResource, jsonpath
 from kemu.api.kinds import KINDS
 from kemu.api.podspec import is_sidecar
@@ -310,6 +311,9 @@ WORKLOAD_TABLES = {
                    _deployment_row),
     "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"],
                    _replicaset_row),
+    "ReplicationController": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"],
+                              lambda rc, wide: _replicaset_row(dict(rc, spec=dict(
+                                  rc["spec"], selector={"matchLabels": rc["spec"].get("selector")})), wide)),
     "DaemonSet": (["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
                   ["CONTAINERS", "IMAGES", "SELECTOR"], _daemonset_row),
     "Job": (["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"], _job_row),
@@ -343,6 +347,7 @@ def _crd_row(crd: dict, wide: bool) -> list[str]:
 
 
 TABLES["CustomResourceDefinition"] = (["NAME", "CREATED AT"], [], _crd_row)
+TABLES.update(networking.tables(age))    # Ingress, IngressClass, Gateway API kinds (kemu/api/networking.py)
 
 
 def _custom(kind: str) -> CustomResource | None:
@@ -399,11 +404,20 @@ def cells(kind: str, obj: dict) -> list[str]:
     return TABLES.get(kind, GENERIC)[2](obj, True)
 
 
-def render(kind: str, items: list[dict], wide: bool = False, all_namespaces: bool = False) -> str:
-    """The text kubectl prints for `items` (`-o wide` with `wide`, a NAMESPACE column with `all_namespaces`)."""
+def render(kind: str, items: list[dict], wide: bool = False, all_namespaces: bool = False,
+           label_columns: list[str] | None = None, show_labels: bool = False) -> str:
+    """The text kubectl prints for `items` (`-o wide` with `wide`, a NAMESPACE column with `all_namespaces`, a column
+    per label key with `label_columns` (-L), a LABELS column with `show_labels`)."""
     headers, extra, row = TABLES.get(kind, GENERIC)
     headers = headers + (extra if wide else [])
     rows = [row(o, wide) for o in items]
+    for key in label_columns or []:
+        headers = headers + [key.rsplit("/", 1)[-1].upper()]
+        rows = [r + [(o["metadata"].get("labels") or {}).get(key, "")] for o, r in zip(items, rows)]
+    if show_labels:
+        headers = headers + ["LABELS"]
+        rows = [r + [",".join(f"{k}={v}" for k, v in sorted((o["metadata"].get("labels") or {}).items()))
+                     or "<none>"] for o, r in zip(items, rows)]
     if all_namespaces:
         headers = ["NAMESPACE"] + headers
         rows = [[o["metadata"].get("namespace", "")] + r for o, r in zip(items, rows)]

@@ -37,7 +37,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_get(args: argparse.Namespace) -> int:
     from kemu.api.selectors import parse_selector
-    from kemu.cli.printers import as_list, dump, table
+    from kemu.api.tables import render as table
+    from kemu.cli.printers import as_list, dump
     if args.watch:
         raise CLIError("error: kemu get does not watch (-w): use `kemu wait --for=... KIND/NAME` to wait for a "
                        "state, or `watch kemu get ...` to follow a list")

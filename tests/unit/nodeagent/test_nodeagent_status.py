@@ -1,7 +1,7 @@
 """Pod phase and conditions as kubelet's getPhase / generateAPIPodStatus compute them."""
 import pytest
 
-from kemu.cli.printers import pod_status_reason
+from kemu.api.tables import pod_status_reason
 from nodeagent.status import ContainerState, PodState, build_status, compute_phase
 
 EXIT0 = {"exitCode": 0, "reason": "Completed"}
