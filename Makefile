@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := nftables python3-nftables python3-venv python3-pip iproute2 util-linux procps \
 	containernetworking-plugins iptables conntrack iperf3 etcd-server etcd-client curl jq \
 	shellcheck vagrant \
-	busybox nginx fortune-mod
+	busybox nginx fortune-mod \
+	graphviz tcpdump chromium
 LAB ?= kemu
 
 .PHONY: deps demo test unit down clean

@@ -16,7 +16,8 @@ from kemu.cli.common import DEFAULT_LAB, CLIError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kemu.cli import capture, cluster, daemons, kubeconfig, lab, objects, pods, topology, workloads
+    from kemu.cli import capture, cluster, daemons, kubeconfig, lab, netpath, objects, pods, topology, ui, workloads
+    from kemu.cli import top
     p = argparse.ArgumentParser(prog="kemu", description="Kubernetes node emulator on real Linux networking")
     p.add_argument("--lab", default=os.environ.get("KEMU_LAB", DEFAULT_LAB), help="lab to act on (env KEMU_LAB)")
     p.add_argument("--store", dest="store_url", default=os.environ.get("KEMU_STORE"),
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab_commands = lab.register(sub)
     kubeconfig.register(sub, lab_commands)
     topology.register(lab_commands)                 # lab graph
-    for module in (objects, pods, workloads, cluster, daemons, capture):
+    for module in (objects, pods, workloads, cluster, daemons, capture, netpath, ui, top):
         module.register(sub)
     return p
 
