@@ -1,7 +1,9 @@
 """Upstream defaults, filled in before validation exactly where the kube-apiserver fills them."""
 from __future__ import annotations
 
+from kemu.api import networking
 from kemu.api.crds import CustomResource, crd_defaults
+from kemu.api import policy
 from kemu.api.kinds import KINDS
 from kemu.api.schema import TYPES, normalize, type_problems
 from kemu.api.structural import apply_defaults as apply_defaults_from_schema
@@ -281,3 +283,5 @@ _DEFAULTERS.update({"RoleBinding": _binding, "ClusterRoleBinding": _binding})
 
 
 _DEFAULTERS["CustomResourceDefinition"] = crd_defaults
+_DEFAULTERS.update(networking.DEFAULTERS)     # Gateway, HTTPRoute (kemu/api/networking.py)
+_DEFAULTERS.update(policy.DEFAULTERS)

@@ -5,7 +5,8 @@ import ipaddress
 import os
 import re
 
-from kemu.api import images
+from kemu.api import images, networking
+from kemu.api import policy as scheduling_policy
 from kemu.api.crds import CustomResource, crd_problems
 from kemu.api.cron import parse_schedule
 from kemu.api.kinds import KINDS
@@ -167,6 +168,7 @@ def _pod_spec(spec: dict, path: str, problems: Problems) -> None:
     for field in ("initContainers", "containers"):
         for i, c in enumerate(spec.get(field) or []):
             _container(c, f"{path}.{field}[{i}]", seen, volume_names, problems)
+    problems.extend(scheduling_policy.pod_scheduling_problems(spec, path))     # affinity, tolerations, spread
 
 
 def _container(c: dict, path: str, seen: set[str], volumes: set[str], problems: Problems) -> None:
@@ -897,3 +899,5 @@ _CHECKS["NetworkPolicy"] = _network_policy
 
 
 _CHECKS["CustomResourceDefinition"] = lambda obj, problems: problems.extend(crd_problems(obj))
+_CHECKS.update(networking.CHECKS)     # Ingress, IngressClass, Gateway API kinds (kemu/api/networking.py)
+_CHECKS.update(scheduling_policy.CHECKS)          # HPA, LimitRange, ResourceQuota, PDB, PriorityClass

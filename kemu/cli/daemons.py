@@ -29,6 +29,13 @@ def cmd_netpol(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingress(args: argparse.Namespace) -> int:
+    guard_host_mode(args)
+    from ingress.run import main
+    main(load_node_config(args.node_config))
+    return 0
+
+
 def cmd_dns(args: argparse.Namespace) -> int:
     guard_host_mode(args)
     from clusterdns.server import main
@@ -42,7 +49,13 @@ def cmd_dns(args: argparse.Namespace) -> int:
 
 def cmd_controller_manager(args: argparse.Namespace) -> int:
     from kemu.controllers.manager import main
-    main(args.store, node_monitor_grace_period=args.node_monitor_grace_period)
+    tls = None
+    if args.kubelet_client_certificate:
+        from kemu.client.nodeclient import ClientTLS
+        tls = ClientTLS(args.kubelet_certificate_authority, args.kubelet_client_certificate, args.kubelet_client_key)
+    main(args.store, node_monitor_grace_period=args.node_monitor_grace_period, kubelet_tls=tls,
+         hpa_sync_period=args.horizontal_pod_autoscaler_sync_period,
+         hpa_downscale_stabilization=args.horizontal_pod_autoscaler_downscale_stabilization)
     return 0
 
 
@@ -66,6 +79,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     netpol.add_argument("--node-config", required=True)
     netpol.add_argument("--host-mode", action="store_true", help=host_mode)
     netpol.set_defaults(func=cmd_netpol)
+    ingress = sub.add_parser("ingress", help="run a node's ingress controller (nginx for Ingress and Gateway API)")
+    ingress.add_argument("--node-config", required=True)
+    ingress.add_argument("--host-mode", action="store_true", help=host_mode)
+    ingress.set_defaults(func=cmd_ingress)
     dns = sub.add_parser("dns", help="run a node's cluster DNS server (inside the node's network namespace)")
     dns.add_argument("--node-config", required=True)
     dns.add_argument("--port", type=int, default=53)
@@ -75,6 +92,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     cm.add_argument("--store", required=True)
     cm.add_argument("--node-monitor-grace-period", type=seconds_arg, default=40.0,
                     help="seconds without node status before a node is Unknown (upstream: 40)")
+    cm.add_argument("--horizontal-pod-autoscaler-sync-period", type=seconds_arg, default=15.0)
+    cm.add_argument("--horizontal-pod-autoscaler-downscale-stabilization", type=seconds_arg, default=300.0)
+    cm.add_argument("--kubelet-client-certificate", metavar="F", help="client certificate the metrics client "
+                    "shows node agents")
+    cm.add_argument("--kubelet-client-key", metavar="F")
+    cm.add_argument("--kubelet-certificate-authority", metavar="F")
     cm.set_defaults(func=cmd_controller_manager)
     agn = sub.add_parser("agnhost", help="test workload (netexec, mem-hog, cpu-burn, ...)", add_help=False)
     agn.add_argument("agnhost_args", nargs=argparse.REMAINDER)

@@ -103,7 +103,8 @@ def _describe_one(args: argparse.Namespace, client, kind, obj: dict) -> str:
     events, _ = client.list("Event", obj["metadata"].get("namespace") or "default",
                             where=lambda e: (e.get("involvedObject") or {}).get("uid") == uid)
     extra = _node_facts(args, obj) if kind.name == "Pod" else _service_facts(args, obj) if kind.name == "Service" \
-        else _netpol_facts(client, obj) if kind.name == "NetworkPolicy" else []
+        else _netpol_facts(client, obj) if kind.name == "NetworkPolicy" \
+        else _route_facts(client, obj) if kind.name in ("Ingress", "HTTPRoute", "Gateway") else []
     extra = (_image_facts(obj) if kind.name == "Pod" else []) + extra
     return describe(obj, events, extra)
 
@@ -142,6 +143,12 @@ def _netpol_facts(client, policy: dict) -> list[tuple[str, str]]:
     from netpol.inspect import describe_policy
     ns = policy["metadata"]["namespace"]
     return describe_policy(policy, client.list("Pod", ns)[0], client.list("NetworkPolicy", ns)[0])
+
+
+def _route_facts(client, obj: dict) -> list[tuple[str, str]]:
+    """The rendered route table of an Ingress, HTTPRoute or Gateway (ingress/inspect.py)."""
+    from ingress.inspect import route_lines
+    return route_lines(client, obj)
 
 
 def _service_facts(args: argparse.Namespace, svc: dict) -> list[tuple[str, str]]:

@@ -9,7 +9,7 @@ import ast
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-PRODUCT = ("kemu", "nodeagent", "runtime", "cni", "proxy", "clusterdns", "netpol")
+PRODUCT = ("kemu", "nodeagent", "runtime", "cni", "proxy", "clusterdns", "netpol", "ingress")
 
 # component -> the components it may import (besides itself). Lower layers first.
 MAY_IMPORT: dict[str, set[str]] = {
@@ -24,6 +24,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "kemu.controllers": {"kemu.api", "kemu.store", "kemu.client"},
     "nodeagent": {"kemu.api", "kemu.store", "kemu.client", "runtime"},
     "proxy": {"kemu.api", "kemu.store", "kemu.client", "kemu.nft"},
+    "ingress": {"kemu.api", "kemu.store", "kemu.client"},   # the L7 proxy: nginx, ingress controller
     "netpol": {"kemu.api", "kemu.store", "kemu.client", "kemu.nft"},
     "clusterdns": {"kemu.api", "kemu.store", "kemu.client"},
     "kemu.addons": {"kemu.api"},
@@ -31,7 +32,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "kemu.lab": {"kemu.api", "kemu.store", "kemu.client", "kemu.nft", "kemu.apiserver", "runtime"},
     "kemu.cli": {"kemu.api", "kemu.store", "kemu.client", "kemu.controllers", "kemu.nft", "kemu.lab", "kemu.addons",
                  "kemu.apiserver",
-                 "nodeagent", "runtime", "cni", "proxy", "clusterdns", "netpol"},
+                 "nodeagent", "runtime", "cni", "proxy", "clusterdns", "netpol", "ingress"},
     "kemu.testing": {"kemu.api", "kemu.store", "kemu.client", "kemu.nft", "kemu.lab", "kemu.apiserver", "runtime", "cni",
                      "proxy"},
 }
