@@ -46,9 +46,13 @@ from runtime.container import ContainerProcess, read_log
 from runtime.linux import call_in_netns
 from runtime.pods import PodRuntime, exec_spec
 from runtime.process import SHIM
+from nodeagent.metrics import AgentMetrics, resource_metrics_text
 
 log = logging.getLogger(__name__)
 ADMIN_GROUPS = ("kubeadm:cluster-admins", "system:masters")
+SAMPLE_SECONDS = 10.0      # cgroup stats sampling period (cAdvisor's housekeeping interval)
+MIN_RATE_WINDOW = 1.0      # a CPU rate spans at least this many seconds
+MAX_SAMPLE_AGE = 60.0
 FOLLOW_POLL = 0.1          # seconds between looks at a followed log
 EXEC_DRAIN = 1.0           # after the command exits, how long its output may still flow (a daemonized child keeps
                            # the pipe open; the shim gives a container's log the same second)
@@ -67,7 +71,8 @@ class NodeServer:
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
-        self._cpu_samples: dict[str, tuple[float, float]] = {}
+        self._cpu_samples: dict[str, list[tuple[float, float]]] = {}   # key -> (time, cpu seconds), oldest first
+        self.metrics = AgentMetrics(config.node_name, pods)
 
     @property
     def configured(self) -> bool:
@@ -88,6 +93,8 @@ class NodeServer:
             app.router.add_route(method, "/exec/{namespace}/{pod}/{container}", self.exec)
             app.router.add_route(method, "/portForward/{namespace}/{pod}", self.port_forward)
         app.router.add_get("/stats/summary", self.stats_summary)
+        app.router.add_get("/metrics", self.prometheus)
+        app.router.add_get("/metrics/resource", self.resource_metrics)
         return app
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
@@ -118,6 +125,7 @@ class NodeServer:
             loop.run_until_complete(site.start())
             self.port = self.config.port
             self._loop = loop
+            loop.call_soon(self._sample)
         except BaseException as exc:   # noqa: BLE001 - reported by start()
             self._error = exc
             self._started.set()
@@ -280,6 +288,25 @@ class NodeServer:
     async def stats_summary(self, request: web.Request) -> web.Response:
         return web.json_response(self.summary())
 
+    async def prometheus(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.metrics.text(), content_type="text/plain", charset="utf-8")
+
+    async def resource_metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=resource_metrics_text(self.summary()), content_type="text/plain", charset="utf-8")
+
+    def _sample(self) -> None:
+        """Read the cgroups every SAMPLE_SECONDS (cAdvisor's housekeeping), so that a CPU rate is ready for the
+        first scrape of the metrics pipeline."""
+        try:
+            self.summary()
+            now = time.time()
+            for key in [k for k, v in self._cpu_samples.items() if not v or now - v[-1][0] > MAX_SAMPLE_AGE]:
+                del self._cpu_samples[key]     # pods that are gone
+        except Exception:     # noqa: BLE001 - a pod going away mid-read; the next sample is whole again
+            log.debug("stats sample failed", exc_info=True)
+        if self._loop is not None:
+            self._loop.call_later(SAMPLE_SECONDS, self._sample)
+
     def summary(self) -> dict:
         """kubelet's Summary API (stats/v1alpha1): node and per-pod, per-container CPU and memory."""
         now = time.time()
@@ -306,12 +333,16 @@ class NodeServer:
         return {"node": node, "pods": pods}
 
     def _cpu(self, key: str, stamp: str, now: float, seconds: float) -> dict:
-        """CPUStats: cumulative usageCoreNanoSeconds, and usageNanoCores over the time since the last scrape."""
+        """CPUStats: cumulative usageCoreNanoSeconds, and usageNanoCores over the window since the newest sample
+        at least MIN_RATE_WINDOW old (so that scrapes close together still measure a real interval)."""
         out = {"time": stamp, "usageCoreNanoSeconds": int(seconds * 1e9)}
-        prev = self._cpu_samples.get(key)
-        if prev and now > prev[0] and seconds >= prev[1]:
-            out["usageNanoCores"] = int((seconds - prev[1]) / (now - prev[0]) * 1e9)
-        self._cpu_samples[key] = (now, seconds)
+        samples = [s for s in self._cpu_samples.get(key, []) if now - s[0] <= MAX_SAMPLE_AGE and s[1] <= seconds]
+        base = next((s for s in reversed(samples) if now - s[0] >= MIN_RATE_WINDOW), None)
+        if base is not None:
+            out["usageNanoCores"] = int((seconds - base[1]) / (now - base[0]) * 1e9)
+        if not samples or now - samples[-1][0] >= MIN_RATE_WINDOW:
+            samples.append((now, seconds))
+        self._cpu_samples[key] = samples[-8:]
         return out
 
 

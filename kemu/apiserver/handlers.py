@@ -17,7 +17,7 @@ from kemu.api.meta import ManifestError
 from kemu.api.selectors import parse_selector
 from kemu.apiserver import bodies
 from kemu.apiserver import patch as patches
-from kemu.apiserver import reviews
+from kemu.apiserver import eviction, metrics, reviews, streams
 from kemu.apiserver.admission import admit_pod
 from kemu.apiserver.auth import AUTH, USER, authorize
 from kemu.apiserver.crd import convert, convert_answer, custom_scale, with_replicas
@@ -37,18 +37,24 @@ from kemu.apiserver.rbac import Attributes
 from kemu.apiserver.resources import Target, has_subresource, resolve
 from kemu.apiserver.watch import WatchHub, bookmark, encode_event, expired, translate
 from kemu.client import AlreadyExists, Client, Conflict, Invalid, NamespaceNotFound, NotFound
+from kemu.client.quota import Forbidden
 from kemu.store import Compacted, Store
 
 GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"     # apimachinery's SimpleNameGenerator alphabet
 DEFAULT_WATCH_TIMEOUT = 1800.0
 PATCH_RETRIES = 5
 VERB_OF = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+POD_ACTIONS = {"log": streams.log, "exec": streams.exec_, "attach": streams.attach,
+               "portforward": streams.portforward, "eviction": eviction.evict}
+CONNECT = ("exec", "attach", "portforward")
 
 
 def _admission_error(exc: Exception, kind: Kind, name: str, namespace: str | None) -> APIError:
     """Client's refusal as the kube-apiserver words it."""
     if isinstance(exc, AlreadyExists):
         return already_exists(kind, name)
+    if isinstance(exc, Forbidden):      # LimitRanger / ResourceQuota admission
+        return APIError(403, str(exc), "Forbidden", {"name": name, "kind": kind.plural})
     if isinstance(exc, NamespaceNotFound):
         return namespace_not_found(namespace or "")
     if isinstance(exc, Invalid):
@@ -126,10 +132,17 @@ class ResourceAPI:
             verb = "watch" if request.query.get("watch") in ("1", "true") else "list"
         if method == "DELETE" and not target.name:
             verb = "deletecollection"
+        pod_action = POD_ACTIONS.get(target.subresource) if target.kind.name == "Pod" and target.name else None
+        if target.subresource in CONNECT:
+            verb = "create"     # a WebSocket GET needs create too, as upstream (AuthorizePodWebsocketUpgrade...)
         group, version = target.kind.group, target.kind.api_version.rpartition("/")[2]
         namespace = target.name if target.kind.name == "Namespace" and target.name else target.namespace or ""
         authorize(request, Attributes(request[USER], verb, True, group, version, target.kind.plural,
                                       target.subresource, namespace, target.name))
+        if pod_action is not None:
+            return await pod_action(request, self, target)
+        if target.kind.name in metrics.METRICS_KINDS:          # metrics.k8s.io: scraped from node agents
+            return await metrics.serve(request, self, target)
         if target.kind.name in reviews.REVIEW_KINDS or (target.kind.name, target.subresource) == \
                 ("ServiceAccount", "token"):
             return await self.review(request, target)
@@ -481,6 +494,8 @@ class ResourceAPI:
         else:       # Background (and Foreground): the garbage collector removes the dependents
             self.client.delete(kind, target.namespace, meta["name"])
         return done
+
+    delete_object = _delete_one     # for pods/eviction
 
     async def delete(self, request: web.Request, target: Target) -> web.Response:
         opts = await self._delete_options(request)

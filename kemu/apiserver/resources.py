@@ -10,6 +10,7 @@ from kemu.api.crds import version_priority
 from kemu.api.kinds import KINDS, Kind, revision
 from kemu.apiserver.errors import APIError
 from kemu.apiserver.reviews import REVIEW_KINDS
+from kemu.client.resourcemetrics import METRICS_KINDS
 
 GIT_VERSION = "v1.32.0"
 VERSION = {"major": "1", "minor": "32", "gitVersion": GIT_VERSION, "gitCommit": "kemu", "gitTreeState": "clean",
@@ -41,7 +42,7 @@ def served() -> dict[tuple[str, str], dict[str, Kind]]:
 @lru_cache(maxsize=4)
 def _served(_revision: int) -> dict[tuple[str, str], dict[str, Kind]]:
     out: dict[tuple[str, str], dict[str, Kind]] = {}
-    for kind in [*KINDS.values(), *REVIEW_KINDS.values()]:
+    for kind in [*KINDS.values(), *REVIEW_KINDS.values(), *METRICS_KINDS.values()]:
         versions = [(kind.group, v.name) for v in kind.custom.served_versions()] if kind.custom else \
             [group_version(kind)]
         for gv in versions:
@@ -60,7 +61,8 @@ def has_subresource(kind: Kind, version: str, sub: str) -> bool:
 def _resource(kind: Kind) -> dict:
     out = {"name": kind.plural, "singularName": kind.custom.singular if kind.custom else kind.name.lower(),
            "namespaced": kind.namespaced, "kind": kind.name,
-           "verbs": ["create"] if kind.name in REVIEW_KINDS else VERBS}
+           "verbs": ["create"] if kind.name in REVIEW_KINDS else ["get", "list"] if kind.name in METRICS_KINDS
+           else VERBS}
     if kind.short_names:
         out["shortNames"] = list(kind.short_names)
     if kind.name in CATEGORY_ALL:

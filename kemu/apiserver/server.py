@@ -18,13 +18,18 @@ from kemu.apiserver import openapi, resources
 from kemu.apiserver.auth import ANONYMOUS, AUTH, PUBLIC_PATHS, USER, Auth, unauthorized
 from kemu.apiserver.bodies import MAX_BODY, respond, too_large
 from kemu.apiserver.crd import CRDController
+from kemu.apiserver.egress import EGRESS, Egress
 from kemu.apiserver.errors import APIError, method_not_allowed
 from kemu.apiserver.handlers import ResourceAPI
 from kemu.apiserver.listen import listen, listen_in_netns
+from kemu.apiserver.metrics import METRICS_KEY, APIServerMetrics, prometheus
+from kemu.apiserver.proxy import ROUTE as PROXY_ROUTE
+from kemu.apiserver.proxy import Proxy
 from kemu.apiserver.rbac import Attributes
 from kemu.apiserver.reviews import SIGNER
 from kemu.client.tokens import ISSUER, Signer, Verifier
 from kemu.client import Client
+from kemu.client.nodeclient import ClientTLS
 from kemu.store import Store, open_store
 
 log = logging.getLogger("kemu.apiserver")
@@ -41,6 +46,8 @@ async def middleware(request: web.Request, handler) -> web.StreamResponse:
         if user is None and request.path not in PUBLIC_PATHS:
             raise unauthorized()
         request[USER] = auth.impersonate(request, user) if user else ANONYMOUS
+        if "Content-Type" not in request.headers and request.body_exists:   # upstream reads it as JSON (the
+            request = request.clone(headers={**request.headers, "Content-Type": "application/json"})  # Python client)
         if "tail" not in request.match_info:      # resource requests are authorized by ResourceAPI.handle
             auth.check(Attributes(request[USER], request.method.lower(), False, path=request.path))
         return await handler(request)
@@ -65,10 +72,14 @@ def _raw(data: bytes) -> web.Response:
     return web.Response(body=data, content_type="application/json")
 
 
-def make_app(store: Store, signer: Signer | None = None, verifier: Verifier | None = None) -> web.Application:
+def make_app(store: Store, signer: Signer | None = None, verifier: Verifier | None = None,
+             egress: Egress | None = None) -> web.Application:
     """The aiohttp application serving the Kubernetes API over `store`; `signer` issues service-account tokens
-    (TokenRequest), `verifier` authenticates them (default: the signer's own key)."""
-    app = web.Application(middlewares=[middleware], client_max_size=MAX_BODY + 1)
+    (TokenRequest), `verifier` authenticates them (default: the signer's own key); `egress` reaches node agents
+    and pods (streams, proxy)."""
+    request_metrics = APIServerMetrics()
+    app = web.Application(middlewares=[request_metrics.middleware, middleware], client_max_size=MAX_BODY + 1)
+    app[METRICS_KEY] = request_metrics
     api = ResourceAPI(store)
     issuer = signer.issuer if signer else verifier.issuer if verifier else ISSUER
     app[AUTH] = Auth(api.client, verifier or (signer.verifier() if signer else None), [issuer])
@@ -84,6 +95,11 @@ def make_app(store: Store, signer: Signer | None = None, verifier: Verifier | No
         await asyncio.to_thread(crds.stop)      # off the loop: an event being served may still need it
     app.on_startup.append(serve_crds)
     app.on_cleanup.append(stop_crds)
+    app[EGRESS] = egress or Egress(None, None)
+
+    async def close_egress(_: web.Application) -> None:
+        await app[EGRESS].close()
+    app.on_cleanup.append(close_egress)
 
     async def version(_: web.Request) -> web.Response:
         return respond(resources.VERSION)
@@ -116,6 +132,7 @@ def make_app(store: Store, signer: Signer | None = None, verifier: Verifier | No
 
     r = app.router
     r.add_get("/version", version)
+    r.add_get("/metrics", prometheus)
     for path in ("/healthz", "/livez", "/readyz"):
         r.add_get(path, health)
     r.add_get("/api", api_versions)
@@ -124,6 +141,7 @@ def make_app(store: Store, signer: Signer | None = None, verifier: Verifier | No
     r.add_get("/apis/{group}/{version}", resource_list)
     r.add_get("/openapi/v3", openapi_index)
     r.add_get("/openapi/v3/{gv:.+}", openapi_document)
+    r.add_route("*", PROXY_ROUTE, Proxy(api.client).handle)   # its {tail}: authorized by the handler
     for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
         r.add_route(method, "/api/v1/{tail:.+}", api.handle)
         r.add_route(method, "/apis/{group}/{version}/{tail:.+}", api.handle)
@@ -162,7 +180,10 @@ async def serve(args: argparse.Namespace) -> None:
         if args.service_account_signing_key_file else None
     verifier = Verifier.load(args.service_account_key_file, args.service_account_issuer) \
         if args.service_account_key_file else None
-    app = make_app(store, signer, verifier)
+    kubelet_tls = ClientTLS(args.kubelet_certificate_authority, args.kubelet_client_certificate,
+                            args.kubelet_client_key) if args.kubelet_client_certificate else None
+    egress_netns = args.egress_netns or next((s.partition("=")[0] for s in args.listen_netns), None)
+    app = make_app(store, signer, verifier, Egress(kubelet_tls, egress_netns))
     runner = web.AppRunner(app, access_log=log if args.access_log else None, handle_signals=False,
                            shutdown_timeout=1.0)
     await runner.setup()
@@ -210,6 +231,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--service-account-key-file", metavar="F",
                    help="public (or private) key that verifies service-account tokens (default: the signing key)")
     p.add_argument("--service-account-issuer", default=ISSUER, help="the tokens' iss (and accepted audience)")
+    p.add_argument("--kubelet-client-certificate", metavar="F", help="client certificate shown to node agents")
+    p.add_argument("--kubelet-client-key", metavar="F")
+    p.add_argument("--kubelet-certificate-authority", metavar="F", help="CA of node agents' serving certificates")
+    p.add_argument("--egress-netns", metavar="NETNS_PATH",
+                   help="make connections to node agents and pods inside this network namespace (default: the "
+                        "first --listen-netns one)")
     p.add_argument("--advertise-address", help="IP written into the default/kubernetes Endpoints")
     p.add_argument("--advertise-port", type=int, default=SECURE_PORT)
     p.add_argument("--ready-file", help="write {pid, listen, ports} here once serving")

@@ -1,6 +1,7 @@
 """A client of node agents' servers (the kubelet API on port 10250): container logs, exec and port-forward over the
-Kubernetes channel protocol (kemu.client.channels), JSON endpoints such as stats. Used by the CLI, and next by the
-API server. Standard library only (http.client, ssl, kemu.client.websocket), so a `kemu exec` starts fast.
+Kubernetes channel protocol (kemu.client.channels), JSON endpoints such as stats. Used by the CLI (the API server
+has its own asyncio client, kemu.apiserver.egress). http.client and ssl, and the `websockets` library's sync
+client over the socket we connected (about 35 ms of imports), so a `kemu exec` starts fast.
 
 It finds a node's address and port in the Node object (status.addresses InternalIP,
 status.daemonEndpoints.kubeletEndpoint.Port) and authenticates with a client certificate, verifying the node's
@@ -26,8 +27,11 @@ from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import quote, urlencode
 
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
+
 from kemu.client import channels
-from kemu.client.websocket import HandshakeError, WebSocket
 
 Connect = Callable[[str, int, float], socket.socket]   # (host, port, timeout) -> a connected TCP socket
 
@@ -48,6 +52,18 @@ class ClientTLS:
     key: str
 
 
+def node_endpoint(node: dict) -> tuple[str, int]:
+    """(InternalIP, agent port) of a Node object; NodeClientError if it advertises none."""
+    status = node.get("status") or {}
+    ip = next((a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None)
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 0
+    if not ip or not port:
+        raise NodeClientError(f"node {node['metadata']['name']} advertises no agent endpoint (status.addresses "
+                              "InternalIP, status.daemonEndpoints.kubeletEndpoint.Port): its agent has no serving "
+                              "certificate (NodeConfig tls_cert_file) or is not running")
+    return ip, int(port)
+
+
 class NodeClient:
     """One node agent's server at https://`host`:`port`."""
 
@@ -64,14 +80,7 @@ class NodeClient:
         node = client.get("Node", None, node_name)
         if node is None:
             raise NodeClientError(f'nodes "{node_name}" not found')
-        status = node.get("status") or {}
-        ip = next((a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None)
-        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 0
-        if not ip or not port:
-            raise NodeClientError(f"node {node_name} advertises no agent endpoint (status.addresses InternalIP, "
-                                  "status.daemonEndpoints.kubeletEndpoint.Port): its agent has no serving "
-                                  "certificate (NodeConfig tls_cert_file) or is not running")
-        return cls(node_name, ip, int(port), tls, connect)
+        return cls(node_name, *node_endpoint(node), tls, connect)
 
     @property
     def base_url(self) -> str:
@@ -117,14 +126,19 @@ class NodeClient:
             raise NodeClientError(error_message(resp.status, body))
         return resp
 
-    def _websocket(self, path: str, protocols: tuple[str, ...]) -> WebSocket:
+    def _websocket(self, path: str, protocols: tuple[str, ...]) -> ClientConnection:
+        """A WebSocket over a TLS connection from `dial` (the URI is ws://: TLS is already done)."""
         sock = self.dial()
         try:
-            return WebSocket.connect(sock, self.host, path, protocols)
-        except HandshakeError as exc:
+            return ws_connect(f"ws://{self.host}:{self.port}{path}", sock=sock, subprotocols=list(protocols),
+                              max_size=None, compression=None, open_timeout=self.timeout, close_timeout=2)
+        except InvalidStatus as exc:
             sock.close()
-            reason = error_message(exc.status, exc.body).split("): ", 1)[-1]
+            reason = error_message(exc.response.status_code, exc.response.body or b"").split("): ", 1)[-1]
             raise NodeClientError(f"unable to upgrade connection: {reason}") from None
+        except InvalidHandshake as exc:
+            sock.close()
+            raise NodeClientError(f"unable to upgrade connection: {exc}") from None
         except OSError as exc:
             sock.close()
             raise NodeClientError(f"the agent of node {self.node_name}: {exc}") from None
@@ -176,7 +190,7 @@ class NodeClient:
         def on_input(data: bytes) -> None:
             if data:
                 ws.send(channels.frame(channels.STDIN, data))
-            elif ws.protocol == channels.V5:   # stdin's EOF: the command sees it too (v4 cannot say it)
+            elif ws.subprotocol == channels.V5:   # stdin's EOF: the command sees it too (v4 cannot say it)
                 ws.send(channels.close_frame(channels.STDIN))
 
         try:
@@ -184,7 +198,6 @@ class NodeClient:
                     on_message)
         finally:
             ws.close()
-            ws.sock.close()
         if status is None:
             raise NodeClientError("the connection to the node closed before the command's exit status arrived")
         try:
@@ -242,39 +255,36 @@ class NodeClient:
             _duplex(ws, conn.fileno(), lambda _: conn.recv(65536), on_input, on_message)
         except (NodeClientError, channels.ProtocolError) as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
-        except (EOFError, OSError):
+        except OSError:
             pass
         finally:
             ws.close()
-            ws.sock.close()
             conn.close()
 
 
-def _duplex(ws: WebSocket, source: int | None, read: Callable[[int], bytes], on_input: Callable[[bytes], None],
-            on_message: Callable[[bytes], None]) -> None:
-    """Until the server closes the WebSocket: its messages to `on_message`, what `source` delivers to `on_input`
-    (b"" once at its EOF). One thread does both: a TLS socket must not be read and written concurrently."""
-    import selectors
-    sel = selectors.DefaultSelector()
-    sel.register(ws.sock, selectors.EVENT_READ)
-    if source is not None:
-        sel.register(source, selectors.EVENT_READ)
-    try:
-        while True:
-            ready = {ws.sock} if ws.pending() else {key.fileobj for key, _ in sel.select()}
-            if ws.sock in ready:
-                message = ws.receive()
-                if message is None:
-                    return
-                on_message(message)
-            if source is not None and source in ready:
+def _duplex(ws: ClientConnection, source: int | None, read: Callable[[int], bytes],
+            on_input: Callable[[bytes], None], on_message: Callable[[bytes], None]) -> None:
+    """Until the server closes the WebSocket: its messages to `on_message` (on this thread), what `source`
+    delivers to `on_input` (b"" once at its EOF) from a thread of its own (websockets' connection is thread-safe);
+    `on_input` raising EOFError closes the WebSocket."""
+    def pump() -> None:
+        try:
+            while True:
                 data = read(source)
                 on_input(data)
                 if not data:
-                    sel.unregister(source)
-                    source = None
-    finally:
-        sel.close()
+                    return
+        except EOFError:
+            ws.close()
+        except (OSError, ConnectionClosed):
+            pass
+    if source is not None:
+        threading.Thread(target=pump, daemon=True, name="websocket-input").start()
+    try:
+        for message in ws:
+            on_message(message if isinstance(message, bytes) else message.encode())
+    except ConnectionClosed:
+        pass
 
 
 class _Connection(http.client.HTTPSConnection):
