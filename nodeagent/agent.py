@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import shutil
 import signal
 import threading
 import time
+import uuid
 
 import psutil
 
 from kemu.api import images
 from kemu.api.nodeconfig import NodeConfig
 from kemu.api.timeutil import now_rfc3339
+from kemu.api.version import KEMU_VERSION, KUBERNETES_VERSION
 from kemu.client.daemon import node_client
 from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
@@ -175,9 +178,7 @@ class NodeAgent:
                 "status": {"capacity": capacity, "allocatable": dict(capacity),
                            "addresses": [{"type": "InternalIP", "address": self.config.node_ip},
                                          {"type": "Hostname", "address": self.config.node_name}],
-                           "nodeInfo": {"kubeletVersion": "kemu-0.1.0", "operatingSystem": "linux",
-                                        "architecture": "amd64", "containerRuntimeVersion": "kemu://0.1.0",
-                                        "kernelVersion": os.uname().release},
+                           "nodeInfo": node_info(self.config.node_name),
                            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.server.port}},   # node server
                            "conditions": self._conditions({})}}
 
@@ -322,3 +323,22 @@ def main(config: NodeConfig) -> None:
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     signal.signal(signal.SIGINT, lambda *_: agent.stop())
     agent.run()
+
+
+def node_info(node_name: str) -> dict:
+    """status.nodeInfo as kubelet reports it (every field set: typed clients require them). Nodes of one lab share
+    the host's kernel and boot, but each has its own machine and system UUID, derived from its name."""
+    def read(path: str, default: str = "") -> str:
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError:
+            return default
+    os_release = dict(line.split("=", 1) for line in read("/etc/os-release").splitlines() if "=" in line)
+    node_uuid = uuid.uuid5(uuid.NAMESPACE_DNS, f"{node_name}.kemu")
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    return {"machineID": node_uuid.hex, "systemUUID": str(node_uuid),
+            "bootID": read("/proc/sys/kernel/random/boot_id", str(uuid.uuid4())),
+            "kernelVersion": os.uname().release, "osImage": os_release.get("PRETTY_NAME", "Linux").strip('"'),
+            "containerRuntimeVersion": f"kemu://{KEMU_VERSION}", "kubeletVersion": KUBERNETES_VERSION,
+            "kubeProxyVersion": KUBERNETES_VERSION, "operatingSystem": "linux", "architecture": arch}

@@ -121,7 +121,7 @@ def _node_row(node: dict, wide: bool) -> list[str]:
         ready += ",SchedulingDisabled"
     roles = sorted(k.rpartition("/")[2] for k in node["metadata"].get("labels") or {}
                    if k.startswith("node-role.kubernetes.io/"))
-    version = ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion") or "kemu-0.1.0"
+    version = ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion") or "<unknown>"
     row = [node["metadata"]["name"], ready, ",".join(roles) or "<none>",
            age(node["metadata"].get("creationTimestamp")), version]
     if wide:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from functools import lru_cache
 
 from kemu.api.kinds import KINDS, Kind, revision
+from kemu.api.version import KUBERNETES_VERSION
 from kemu.apiserver.crd import openapi_schema
 from kemu.apiserver.resources import has_subresource
 from kemu.apiserver.schema import OPEN, TOP, TYPES, Field, Int, ListOf, MapOf
@@ -140,7 +141,7 @@ def _document(gv_path: str, _revision: int) -> bytes | None:
     schemas = {PREFIX + name: _type_schema(name) for name in TYPES}
     schemas.update({PREFIX + k.name: openapi_schema(k, k.api_version.rpartition("/")[2], _ref("ObjectMeta"))
                     for k in kinds if k.custom})
-    doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"}, "paths": paths,
+    doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION}, "paths": paths,
            "components": {"schemas": schemas}}
     return json.dumps(doc, separators=(",", ":")).encode()
 

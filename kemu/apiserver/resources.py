@@ -8,12 +8,13 @@ from functools import lru_cache
 
 from kemu.api.crds import version_priority
 from kemu.api.kinds import KINDS, Kind, revision
+from kemu.api.version import KUBERNETES_VERSION, MAJOR, MINOR
 from kemu.apiserver.errors import APIError
 from kemu.apiserver.reviews import REVIEW_KINDS
 from kemu.client.resourcemetrics import METRICS_KINDS
 
-GIT_VERSION = "v1.32.0"
-VERSION = {"major": "1", "minor": "32", "gitVersion": GIT_VERSION, "gitCommit": "kemu", "gitTreeState": "clean",
+GIT_VERSION = KUBERNETES_VERSION
+VERSION = {"major": MAJOR, "minor": MINOR, "gitVersion": GIT_VERSION, "gitCommit": "kemu", "gitTreeState": "clean",
            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23.0", "compiler": "gc",
            "platform": "linux/amd64"}
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]

@@ -23,7 +23,9 @@ def api(kemu_lab):
 
 
 def test_list_watch_create_patch(kemu_lab, api):
-    assert "default" in [n.metadata.name for n in api.list_namespace().items]   # list_node: see the report
+    assert "default" in [n.metadata.name for n in api.list_namespace().items]
+    nodes = api.list_node().items   # typed models need every status.nodeInfo field
+    assert [n.metadata.name for n in nodes] == ["node1"] and nodes[0].status.node_info.kubelet_version == "v1.32.0"
     events: list[tuple[str, str]] = []
     w = watch.Watch()
 
