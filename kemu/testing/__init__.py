@@ -7,7 +7,12 @@
 
 `kemu_lab` gives each test a fresh one-node lab (mark a test `@pytest.mark.kemu_lab(nodes=3, config={...})` for
 more) and removes it afterwards even when the test fails; teardown fails the test if anything is left behind.
-Tests are skipped with a clear reason when not run as root.
+Tests are skipped with a clear reason when not run as root. The `kubectl` and `helm` fixtures run the real binaries
+(`make deps` installs them) against the test's lab, with its admin kubeconfig and caches of the test's own:
+
+    def test_apply(kubectl, tmp_path):
+        kubectl("apply", "-f", "deploy.yaml")
+        assert "web" in kubectl("get", "deploy").stdout
 """
 from __future__ import annotations
 
@@ -196,6 +201,60 @@ def kemu_lab(request: pytest.FixtureRequest):
         left = handle.down()
     if left:
         pytest.fail(f"lab {handle.name} left behind: {'; '.join(left)}")
+
+
+class ToolRunner:
+    """A Kubernetes command-line tool (kubectl, helm) pointed at a lab: its admin kubeconfig, and HOME and caches
+    private to one test (kubectl caches discovery under ~/.kube/cache)."""
+
+    def __init__(self, binary: str, kubeconfig: str, home: str) -> None:
+        self.binary, self.home = binary, home
+        self.env = dict(os.environ, KUBECONFIG=kubeconfig, HOME=home, KUBECACHEDIR=os.path.join(home, "cache"),
+                        HELM_CACHE_HOME=os.path.join(home, "helm-cache"),
+                        HELM_CONFIG_HOME=os.path.join(home, "helm-config"),
+                        HELM_DATA_HOME=os.path.join(home, "helm-data"))
+        self._fresh = 0
+
+    def __call__(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120,
+                 fresh_cache: bool = False) -> subprocess.CompletedProcess:
+        """Run it; `check` turns a non-zero exit into an AssertionError with its stderr; `fresh_cache` starts from
+        an empty discovery cache (to see a kind that appeared since the last call)."""
+        env = self.env
+        if fresh_cache:
+            self._fresh += 1
+            env = dict(env, KUBECACHEDIR=os.path.join(self.home, f"cache{self._fresh}"))
+        proc = subprocess.run([self.binary, *args], input=input, capture_output=True, text=True, env=env,
+                              timeout=timeout)
+        if check and proc.returncode != 0:
+            name = os.path.basename(self.binary)
+            raise AssertionError(f"{name} {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
+        return proc
+
+    def popen(self, *args: str, **kwargs) -> subprocess.Popen:
+        """Start it in the background (port-forward, logs -f, proxy, get -w)."""
+        return subprocess.Popen([self.binary, *args], env=self.env, **kwargs)
+
+
+def _tool(name: str, kemu_lab: LabHandle, tmp_path) -> ToolRunner:
+    from kemu.testing.k8sbins import tool_path
+    binary = tool_path(name)
+    if binary is None:
+        pytest.skip(f"no {name}: run `python -m kemu.testing.k8sbins .venv/bin` (make deps does)")
+    home = tmp_path / f"{name}-home"
+    home.mkdir(exist_ok=True)
+    return ToolRunner(binary, kemu_lab.lab.kubeconfig_path, str(home))
+
+
+@pytest.fixture
+def kubectl(kemu_lab, tmp_path) -> ToolRunner:
+    """The real kubectl against this test's lab."""
+    return _tool("kubectl", kemu_lab, tmp_path)
+
+
+@pytest.fixture
+def helm(kemu_lab, tmp_path) -> ToolRunner:
+    """The real helm against this test's lab."""
+    return _tool("helm", kemu_lab, tmp_path)
 
 
 def dump(obj: object) -> str:

@@ -59,12 +59,17 @@ def extract(wheel: str, dest: str) -> list[str]:
     return written
 
 
-def kubectl_path() -> str | None:
-    """The kubectl tests use: $KUBECTL, the one installed next to this Python (make deps), else PATH's."""
-    for candidate in (os.environ.get("KUBECTL"), os.path.join(os.path.dirname(sys.executable), "kubectl")):
+def tool_path(name: str) -> str | None:
+    """The `kubectl` or `helm` tests use: $KUBECTL/$HELM, the one installed next to this Python (make deps), else
+    PATH's."""
+    for candidate in (os.environ.get(name.upper()), os.path.join(os.path.dirname(sys.executable), name)):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
-    return shutil.which("kubectl")
+    return shutil.which(name)
+
+
+def kubectl_path() -> str | None:
+    return tool_path("kubectl")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,17 +7,11 @@ kubectl comes from `python -m kemu.testing.k8sbins .venv/bin` (make deps); the t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import pytest
 import yaml
 
-from kemu.testing.k8sbins import kubectl_path
-
 pytestmark = [pytest.mark.root]
-KUBECTL = kubectl_path()
-needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="no kubectl: run python -m kemu.testing.k8sbins .venv/bin")
 CRD_NAME = "crontabs.stable.example.com"
 
 # the CronTab CRD of the Kubernetes documentation, with validation, defaults, status and scale subresources and
@@ -51,22 +45,6 @@ CRONTAB = {"apiVersion": "stable.example.com/v1", "kind": "CronTab", "metadata":
            "spec": {"cronSpec": "* * * * */5"}}
 
 
-@pytest.fixture
-def kubectl(kemu_lab, tmp_path):
-    """kubectl ARGS... with the lab's admin kubeconfig; `fresh=True` uses an empty discovery cache."""
-    env = dict(os.environ, KUBECONFIG=kemu_lab.lab.kubeconfig_path, HOME=str(tmp_path))
-    runs = iter(range(1_000_000))
-
-    def run(*args: str, check: bool = True, fresh: bool = False) -> subprocess.CompletedProcess:
-        cache = tmp_path / (f"cache{next(runs)}" if fresh else "cache")
-        proc = subprocess.run([KUBECTL, *args], capture_output=True, text=True, timeout=60, check=False,
-                              env=dict(env, KUBECACHEDIR=str(cache)))
-        if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
-        return proc
-    return run
-
-
 def _manifest(tmp_path, obj: dict, name: str) -> str:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(obj))
@@ -77,7 +55,6 @@ def _crontab(kubectl, name: str = "my-new-cron-object") -> dict:
     return json.loads(kubectl("get", "crontab", name, "-o", "json").stdout)
 
 
-@needs_kubectl
 def test_crd_install_validate_print_scale_status_explain_and_delete(kemu_lab, kubectl, tmp_path):
     out = kubectl("apply", "-f", _manifest(tmp_path, CRD, "crd.yaml")).stdout.strip()
     assert out == f"customresourcedefinition.apiextensions.k8s.io/{CRD_NAME} created"
@@ -142,7 +119,7 @@ def test_crd_install_validate_print_scale_status_explain_and_delete(kemu_lab, ku
     # deleting the CRD deletes its objects and takes the kind out of discovery
     assert kubectl("delete", "crd", CRD_NAME).stdout.strip() == \
         f'customresourcedefinition.apiextensions.k8s.io "{CRD_NAME}" deleted'
-    gone = kubectl("get", "crontabs", check=False, fresh=True)
+    gone = kubectl("get", "crontabs", check=False, fresh_cache=True)
     assert gone.returncode != 0 and 'error: the server doesn\'t have a resource type "crontabs"' in gone.stderr
-    assert "crontabs" not in kubectl("api-resources", fresh=True).stdout
+    assert "crontabs" not in kubectl("api-resources", fresh_cache=True).stdout
     assert not kemu_lab.client.store.range("/registry/stable.example.com/")[0]

@@ -4,17 +4,10 @@ chart (a Deployment, a Service, a ConfigMap) leave the expected objects and rele
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 
 import pytest
 
 pytestmark = [pytest.mark.root]
-HELM = next((p for p in (os.path.join(os.path.dirname(sys.executable), "helm"),) if os.access(p, os.X_OK)),
-            shutil.which("helm"))     # installed next to kubectl by python -m kemu.testing.k8sbins
-needs_helm = pytest.mark.skipif(HELM is None, reason="no helm: run python -m kemu.testing.k8sbins .venv/bin")
 
 CHART = {
     "Chart.yaml": "apiVersion: v2\nname: hello\nversion: 0.1.0\n",
@@ -33,20 +26,6 @@ CHART = {
 
 
 @pytest.fixture
-def helm(kemu_lab, tmp_path):
-    env = dict(os.environ, KUBECONFIG=kemu_lab.lab.kubeconfig_path, HOME=str(tmp_path),
-               HELM_CACHE_HOME=str(tmp_path / "cache"), HELM_CONFIG_HOME=str(tmp_path / "config"),
-               HELM_DATA_HOME=str(tmp_path / "data"))
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run([HELM, *args], capture_output=True, text=True, env=env, timeout=120, check=False)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
-        return proc
-    return run
-
-
-@pytest.fixture
 def chart(tmp_path) -> str:
     root = tmp_path / "hello"
     for name, text in CHART.items():
@@ -60,7 +39,6 @@ def _releases(kemu_lab) -> list[str]:
     return sorted(s["metadata"]["name"] for s in items if (s["metadata"].get("labels") or {}).get("owner") == "helm")
 
 
-@needs_helm
 def test_install_upgrade_rollback_uninstall(kemu_lab, helm, chart):
     helm("install", "demo", chart, "--wait", "--timeout", "60s")
     assert kemu_lab.get("ConfigMap", "demo-cfg")["data"] == {"greeting": "hi"}

@@ -14,11 +14,8 @@ import time
 import pytest
 import yaml
 
-from kemu.testing.k8sbins import kubectl_path
 
 pytestmark = [pytest.mark.root]
-KUBECTL = kubectl_path()
-needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="no kubectl: run python -m kemu.testing.k8sbins .venv/bin")
 
 DEPLOYMENT = {
     "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
@@ -29,30 +26,12 @@ DEPLOYMENT = {
                               {"name": "sidecar", "image": "kemu/agnhost", "args": ["pause"]}]}}}}
 
 
-@pytest.fixture
-def kubectl(kemu_lab, tmp_path):
-    """kubectl ARGS... with the lab's admin kubeconfig; returns the CompletedProcess (check=False to keep errors)."""
-    env = dict(os.environ, KUBECONFIG=kemu_lab.lab.kubeconfig_path, KUBECACHEDIR=str(tmp_path / "cache"),
-               HOME=str(tmp_path))
-
-    def run(*args: str, input: str | None = None, check: bool = True, timeout: float = 60) \
-            -> subprocess.CompletedProcess:
-        proc = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, env=env,
-                              timeout=timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
-        return proc
-    run.env = env
-    return run
-
-
 def _manifest(tmp_path, obj: dict, name: str = "m.yaml") -> str:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(obj))
     return str(path)
 
 
-@needs_kubectl
 def test_apply_configure_and_read_a_deployment(kemu_lab, kubectl, tmp_path):
     nodes = kubectl("get", "nodes").stdout.splitlines()
     assert nodes[0].split()[:5] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
@@ -83,12 +62,11 @@ def test_apply_configure_and_read_a_deployment(kemu_lab, kubectl, tmp_path):
     assert time.monotonic() - started < 30
 
 
-@needs_kubectl
 def test_get_watch_prints_a_change_made_elsewhere(kemu_lab, kubectl):
     kubectl("create", "-f", "-", input=yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap",
                                                         "metadata": {"name": "cfg"}, "data": {"a": "1"}}))
-    proc = subprocess.Popen([KUBECTL, "get", "configmaps", "-w", "--show-labels"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=kubectl.env)
+    proc = kubectl.popen("get", "configmaps", "-w", "--show-labels", stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
     try:
         out = bytearray()
         lines: list[str] = []
@@ -113,7 +91,6 @@ def test_get_watch_prints_a_change_made_elsewhere(kemu_lab, kubectl):
         proc.wait()
 
 
-@needs_kubectl
 def test_label_annotate_patch_scale_delete(kemu_lab, kubectl, tmp_path):
     kubectl("apply", "-f", _manifest(tmp_path, DEPLOYMENT))
     assert kubectl("label", "deployment", "web", "tier=front").stdout.strip() == "deployment.apps/web labeled"
@@ -136,7 +113,6 @@ def test_label_annotate_patch_scale_delete(kemu_lab, kubectl, tmp_path):
     assert kemu_lab.get("Deployment", "web") is None
 
 
-@needs_kubectl
 def test_errors_store_nothing(kemu_lab, kubectl, tmp_path):
     missing = kubectl("get", "pod", "x", check=False)
     assert missing.returncode == 1
@@ -160,7 +136,6 @@ def test_errors_store_nothing(kemu_lab, kubectl, tmp_path):
     assert dup.returncode == 1
 
 
-@needs_kubectl
 def test_requests_without_a_client_certificate_are_refused(kemu_lab, kubectl):
     server = yaml.safe_load(open(kemu_lab.lab.kubeconfig_path))["clusters"][0]["cluster"]["server"]
     assert server.startswith("https://127.0.0.1:")
@@ -180,7 +155,6 @@ def test_requests_without_a_client_certificate_are_refused(kemu_lab, kubectl):
     assert code == "200"
 
 
-@needs_kubectl
 def test_kubeconfig_merge_and_forget(kemu_lab, kubectl, tmp_path):
     """`kemu lab kubeconfig --merge` adds context kemu-<lab> to $KUBECONFIG and makes it current, keeping what
     was there; lab down removes it again."""
@@ -197,9 +171,9 @@ def test_kubeconfig_merge_and_forget(kemu_lab, kubectl, tmp_path):
     assert cmd_lab_kubeconfig(args) == 0
     context = f"kemu-{kemu_lab.name}"
     env = dict(kubectl.env, KUBECONFIG=str(mine))
-    current = subprocess.run([KUBECTL, "config", "current-context"], env=env, capture_output=True, text=True)
+    current = subprocess.run([kubectl.binary, "config", "current-context"], env=env, capture_output=True, text=True)
     assert current.stdout.strip() == context
-    nodes = subprocess.run([KUBECTL, "get", "nodes", "-o", "name"], env=env, capture_output=True, text=True)
+    nodes = subprocess.run([kubectl.binary, "get", "nodes", "-o", "name"], env=env, capture_output=True, text=True)
     assert nodes.stdout.strip() == "node/node1"
     assert os.stat(mine).st_mode & 0o777 == 0o600
     assert forget_lab(kemu_lab.lab.dir, context) == [str(mine)]

@@ -17,9 +17,8 @@ import urllib.request
 
 import pytest
 import yaml
-from test_kubectl import KUBECTL, kubectl, needs_kubectl  # noqa: F401, F811 - the kubectl fixture
 
-pytestmark = [pytest.mark.root, needs_kubectl]
+pytestmark = [pytest.mark.root]
 
 TICKER = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ticker", "labels": {"app": "ticker"}},
           "spec": {"containers": [
@@ -64,8 +63,8 @@ def test_logs_follow_previous_and_container(kemu_lab, kubectl, ticker):
     first = kubectl("logs", "ticker", "-c", "main").stdout.splitlines()
     assert first and first[0] == "line 1"
     seen = max(int(line.split()[1]) for line in first)
-    proc = subprocess.Popen([KUBECTL, "logs", "-f", "ticker", "-c", "main", "--tail=1"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=kubectl.env)
+    proc = kubectl.popen("logs", "-f", "ticker", "-c", "main", "--tail=1", stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     try:
         text = _read_until(proc, lambda t: any(int(n) > seen + 2 for n in re.findall(r"line (\d+)", t)))
         assert "line 1\n" not in text.splitlines(keepends=True)[1:], "--tail=1 shows only the last line first"
@@ -109,8 +108,8 @@ def test_cp_both_ways(kemu_lab, kubectl, ticker, tmp_path):
 
 def test_port_forward_then_curl_returns_the_hostname(kemu_lab, kubectl, ticker):
     port = _free_port()
-    proc = subprocess.Popen([KUBECTL, "port-forward", "pod/ticker", f"{port}:8080"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=kubectl.env)
+    proc = kubectl.popen("port-forward", "pod/ticker", f"{port}:8080", stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     try:
         _read_until(proc, lambda t: f"Forwarding from 127.0.0.1:{port} -> 8080" in t)
         for _ in range(3):   # several connections through one SPDY session
@@ -123,8 +122,8 @@ def test_port_forward_then_curl_returns_the_hostname(kemu_lab, kubectl, ticker):
 
 
 def test_attach_streams_output(kemu_lab, kubectl, ticker):
-    proc = subprocess.Popen([KUBECTL, "attach", "ticker", "-c", "main"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=kubectl.env)
+    proc = kubectl.popen("attach", "ticker", "-c", "main", stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     try:
         _read_until(proc, lambda t: t.count("line ") >= 2)
     finally:
@@ -136,8 +135,7 @@ def test_proxy_reaches_services_and_pods(kemu_lab, kubectl, ticker):
     kubectl("expose", "pod", "ticker", "--port=80", "--target-port=8080", "--name=web")
     kemu_lab.wait_endpoints("web", 1)
     port = _free_port()
-    proc = subprocess.Popen([KUBECTL, "proxy", f"--port={port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=kubectl.env)
+    proc = kubectl.popen("proxy", f"--port={port}", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         _read_until(proc, lambda t: "Starting to serve" in t)
         base = f"http://127.0.0.1:{port}/api/v1/namespaces/default"

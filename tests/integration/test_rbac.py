@@ -8,31 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 
 import pytest
 
-from kemu.testing.k8sbins import kubectl_path
-
 pytestmark = [pytest.mark.root]
-KUBECTL = kubectl_path()
-needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="no kubectl: run python -m kemu.testing.k8sbins .venv/bin")
 VIEWER = "system:serviceaccount:default:viewer"
-
-
-@pytest.fixture
-def kubectl(kemu_lab, tmp_path):
-    """kubectl ARGS... with the lab's admin kubeconfig; returns the CompletedProcess (check=False keeps errors)."""
-    env = dict(os.environ, KUBECONFIG=kemu_lab.lab.kubeconfig_path, KUBECACHEDIR=str(tmp_path / "cache"),
-               HOME=str(tmp_path))
-
-    def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, env=env, timeout=60)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
-        return proc
-    return run
 
 
 def jwt_claims(token: str) -> dict:
@@ -40,7 +20,6 @@ def jwt_claims(token: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
-@needs_kubectl
 def test_generators_send_protobuf_and_are_stored(kemu_lab, kubectl):
     assert kubectl("create", "namespace", "team").stdout.strip() == "namespace/team created"
     assert kubectl("create", "configmap", "cfg", "-n", "team", "--from-literal=a=1").stdout.strip() == \
@@ -64,7 +43,6 @@ def test_generators_send_protobuf_and_are_stored(kemu_lab, kubectl):
     assert kubectl("get", "sa", "-n", "team", "-o", "name").stdout.split() == ["serviceaccount/default"]
 
 
-@needs_kubectl
 def test_can_i_impersonation_and_tokens(kemu_lab, kubectl):
     assert kubectl("auth", "can-i", "delete", "nodes").stdout.strip() == "yes"
     kubectl("create", "serviceaccount", "viewer")
@@ -93,7 +71,6 @@ def test_can_i_impersonation_and_tokens(kemu_lab, kubectl):
     assert "Unauthorized" in gone.stderr, "a token of a deleted ServiceAccount no longer authenticates"
 
 
-@needs_kubectl
 def test_rbac_matrix_over_the_default_roles(kemu_lab, kubectl):
     kubectl("create", "rolebinding", "alice-view", "--clusterrole=view", "--user=alice")
     kubectl("create", "rolebinding", "devs-edit", "--clusterrole=edit", "--group=devs")
@@ -123,7 +100,6 @@ def test_rbac_matrix_over_the_default_roles(kemu_lab, kubectl):
             if r["metadata"]["name"] in ("admin", "edit", "view")] == ["admin", "edit", "view"]
 
 
-@needs_kubectl
 def test_a_pod_uses_its_token_against_the_in_cluster_api(kemu_lab, kubectl):
     kubectl("create", "serviceaccount", "reader")
     kubectl("create", "rolebinding", "reader-view", "--clusterrole=view", "--serviceaccount=default:reader")
