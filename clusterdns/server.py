@@ -240,11 +240,11 @@ def main(config: NodeConfig, port: int = 53) -> None:
     client, stop = start_daemon(config)
     server = DNSServer(client, config.node_ip, port, config.cluster_domain).start()
     log.info("serving %s on %s:%d (udp, tcp)", config.cluster_domain, config.node_ip, port)
-    register_endpoint(client, config.node_name, config.node_ip)
     try:
         server.metrics.serve(config.node_ip, METRICS_PORT)
     except OSError as exc:
         log.warning("metrics not served: %s", exc)
+    register_endpoint(client, config.node_name, config.node_ip)
     stop.wait()
     try:
         register_endpoint(client, config.node_name, config.node_ip, present=False)

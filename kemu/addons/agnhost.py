@@ -189,13 +189,14 @@ def consume_cpu(millicores: int, duration: float) -> int:
     end = time.monotonic() + duration if duration > 0 else float("inf")
 
     def burn(fraction: float) -> None:
+        # CPU time, not wall time, is what is burnt: on a busy host the loop still uses its share
         period = 0.1
         while time.monotonic() < end:
-            start = time.monotonic()
-            while time.monotonic() - start < period * fraction:
+            start, cpu = time.monotonic(), time.thread_time()
+            while time.thread_time() - cpu < period * fraction and time.monotonic() - start < period:
                 pass
             if fraction < 1:
-                time.sleep(period * (1 - fraction))
+                time.sleep(max(period - (time.monotonic() - start), 0.0))
     full, rest = divmod(millicores, 1000)
     threads = [threading.Thread(target=burn, args=(1.0,), daemon=True) for _ in range(full)]
     if rest:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from kemu.api import networking
+from kemu.api import networking, policy
 from kemu.api.crds import CustomResource, jsonpath
 from kemu.api.kinds import KINDS
 from kemu.api.podspec import is_sidecar
@@ -348,6 +348,7 @@ def _crd_row(crd: dict, wide: bool) -> list[str]:
 
 TABLES["CustomResourceDefinition"] = (["NAME", "CREATED AT"], [], _crd_row)
 TABLES.update(networking.tables(age))    # Ingress, IngressClass, Gateway API kinds (kemu/api/networking.py)
+TABLES.update(policy.tables(age))        # HPA, PDB, ResourceQuota, LimitRange, PriorityClass (kemu/api/policy.py)
 
 
 def _custom(kind: str) -> CustomResource | None:

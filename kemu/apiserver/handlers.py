@@ -17,7 +17,7 @@ from kemu.api.meta import ManifestError
 from kemu.api.selectors import parse_selector
 from kemu.apiserver import bodies
 from kemu.apiserver import patch as patches
-from kemu.apiserver import eviction, metrics, reviews, streams
+from kemu.apiserver import eviction, hpaversions, metrics, reviews, streams
 from kemu.apiserver.admission import admit_pod
 from kemu.apiserver.auth import AUTH, USER, authorize
 from kemu.apiserver.crd import convert, convert_answer, custom_scale, with_replicas
@@ -116,6 +116,8 @@ class ResourceAPI:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         info = request.match_info
         target = resolve(info.get("group", ""), info.get("version", "v1"), info["tail"])
+        if target.api_version == hpaversions.V1 and target.kind.name == "HorizontalPodAutoscaler":
+            return await hpaversions.handle(self, request, target)     # converted to the stored v2
         response = await self._handle(request, target)
         if target.kind.custom and target.api_version != target.kind.api_version and \
                 isinstance(response, web.Response) and response.body:    # served at a non-storage version

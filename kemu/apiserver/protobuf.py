@@ -40,7 +40,7 @@ ROOTS: tuple[tuple[str, str], ...] = (
     ("apps/v1", "apps.StatefulSet"), ("apps/v1", "apps.ControllerRevision"),
     ("batch/v1", "batch.Job"), ("batch/v1", "batch.CronJob"),
     ("policy/v1", "policy.Eviction"), ("policy/v1beta1", "policy.Eviction"),
-    ("policy/v1", "policy.PodDisruptionBudget"),
+    ("policy/v1", "policy.PodDisruptionBudget"), ("scheduling.k8s.io/v1", "sched.PriorityClass"),
     ("rbac.authorization.k8s.io/v1", "rbac.Role"), ("rbac.authorization.k8s.io/v1", "rbac.RoleBinding"),
     ("rbac.authorization.k8s.io/v1", "rbac.ClusterRole"), ("rbac.authorization.k8s.io/v1", "rbac.ClusterRoleBinding"),
     ("authorization.k8s.io/v1", "authz.SelfSubjectAccessReview"),
@@ -538,6 +538,8 @@ MESSAGES: dict[str, str | tuple[str, ...]] = {
     "batch.SuccessPolicyRule": "1 succeededIndexes s!, 2 succeededCount i!",
     "batch.UncountedTerminatedPods": "1 succeeded s*, 2 failed s*",
     "policy.Eviction": "1 metadata meta.ObjectMeta, 2 deleteOptions meta.DeleteOptions!",
+    "sched.PriorityClass": "1 metadata meta.ObjectMeta, 2 value i!, 3 globalDefault b!, 4 description s!, "
+        "5 preemptionPolicy s!",
     "policy.PodDisruptionBudget": ("1 metadata meta.ObjectMeta, 2 spec policy.PodDisruptionBudgetSpec, "
         "3 status policy.PodDisruptionBudgetStatus"),
     "policy.PodDisruptionBudgetSpec": ("1 minAvailable IS!, 2 selector meta.LabelSelector, "

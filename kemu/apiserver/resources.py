@@ -13,6 +13,8 @@ from kemu.apiserver.errors import APIError
 from kemu.apiserver.reviews import REVIEW_KINDS
 from kemu.client.resourcemetrics import METRICS_KINDS
 
+HPA_V1 = Kind("HorizontalPodAutoscaler", "autoscaling/v1", "horizontalpodautoscalers", ("hpa",))  # also v2
+
 GIT_VERSION = KUBERNETES_VERSION
 VERSION = {"major": MAJOR, "minor": MINOR, "gitVersion": GIT_VERSION, "gitCommit": "kemu", "gitTreeState": "clean",
            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23.0", "compiler": "gc",
@@ -43,7 +45,7 @@ def served() -> dict[tuple[str, str], dict[str, Kind]]:
 @lru_cache(maxsize=4)
 def _served(_revision: int) -> dict[tuple[str, str], dict[str, Kind]]:
     out: dict[tuple[str, str], dict[str, Kind]] = {}
-    for kind in [*KINDS.values(), *REVIEW_KINDS.values(), *METRICS_KINDS.values()]:
+    for kind in [*KINDS.values(), *REVIEW_KINDS.values(), *METRICS_KINDS.values(), HPA_V1]:
         versions = [(kind.group, v.name) for v in kind.custom.served_versions()] if kind.custom else \
             [group_version(kind)]
         for gv in versions:

@@ -8,6 +8,7 @@ import time
 from kemu.cli.common import CLIError, open_client, seconds_arg
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+EVICTION_RETRY = 5.0          # seconds between eviction attempts a disruption budget refused (kubectl drain)
 
 
 # ---- cordon / uncordon / drain ------------------------------------------------------------------------------------
@@ -64,6 +65,7 @@ def drain_plan(pods: list[dict], node: str, ignore_daemonsets: bool) -> tuple[li
 
 def cmd_drain(args: argparse.Namespace) -> int:
     from kemu.api.timeutil import now_rfc3339
+    from kemu.client.disruption import TooManyRequests, check_eviction
     client = open_client(args)
     _set_unschedulable(args, True)
     print(f"node/{args.node} cordoned")
@@ -72,20 +74,38 @@ def cmd_drain(args: argparse.Namespace) -> int:
     if problems:
         raise CLIError("error: unable to drain node \"%s\" due to error: %s, continuing command..."
                            % (args.node, "; ".join(problems)))
-    for pod in evict:
-        meta = pod["metadata"]
-        grace = args.grace_period if args.grace_period is not None and args.grace_period >= 0 else \
-            pod["spec"].get("terminationGracePeriodSeconds", 30)
-
-        def mark(live: dict) -> bool | None:
-            if live["metadata"]["uid"] != meta["uid"]:
-                return False
-            live["metadata"].setdefault("deletionTimestamp", now_rfc3339())
-            live["metadata"]["deletionGracePeriodSeconds"] = grace
-            return None
-        client.mutate("Pod", meta["namespace"], meta["name"], mark)
-        print(f"evicting pod {meta['namespace']}/{meta['name']}")
     deadline = time.monotonic() + args.timeout
+    pending = list(evict)
+    while pending:        # kubectl drain: evict, and retry every 5 s while a disruption budget forbids it
+        for pod in list(pending):
+            meta = pod["metadata"]
+            try:
+                check_eviction(client, client.get("Pod", meta["namespace"], meta["name"]) or pod)
+            except TooManyRequests as exc:
+                print(f'evicting pod {meta["namespace"]}/{meta["name"]}')
+                print(f'error when evicting pods/"{meta["name"]}" -n "{meta["namespace"]}" (will retry after 5s): '
+                      f"{exc}", file=sys.stderr)
+                continue
+            except ValueError as exc:
+                raise CLIError(f"error: {exc}") from None
+            grace = args.grace_period if args.grace_period is not None and args.grace_period >= 0 else \
+                pod["spec"].get("terminationGracePeriodSeconds", 30)
+
+            def mark(live: dict) -> bool | None:
+                if live["metadata"]["uid"] != meta["uid"]:
+                    return False
+                live["metadata"].setdefault("deletionTimestamp", now_rfc3339())
+                live["metadata"]["deletionGracePeriodSeconds"] = grace
+                return None
+            client.mutate("Pod", meta["namespace"], meta["name"], mark)
+            print(f"evicting pod {meta['namespace']}/{meta['name']}")
+            pending.remove(pod)
+        if pending:
+            if time.monotonic() + EVICTION_RETRY > deadline:
+                names = ", ".join(f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pending)
+                print(f"error: timed out waiting for pods to be evicted from {args.node}: {names}", file=sys.stderr)
+                return 1
+            time.sleep(EVICTION_RETRY)
     remaining = {(p["metadata"]["namespace"], p["metadata"]["name"], p["metadata"]["uid"]) for p in evict}
     while remaining and time.monotonic() < deadline:
         for ns, name, uid in list(remaining):

@@ -272,6 +272,10 @@ class Client:
                 old = decode(kv.value, kv.mod_revision) if kv else None
                 if ref.kind == "PersistentVolumeClaim" and old is None:
                     self._storage_class_admission(obj, ref, objs, source)
+                if old is None and KINDS[ref.kind].namespaced:    # LimitRanger and ResourceQuota admission
+                    quota_ops = self._policy_admission(obj, ref, out)
+                    compares.extend(quota_ops[0])
+                    puts.extend(quota_ops[1])
                 if expect_revision is not None and (kv is None or kv.mod_revision != expect_revision):
                     raise Conflict(str(ref))
                 new = self._merge(old, obj, source) if old else self._new(obj)
@@ -331,6 +335,42 @@ class Client:
             raise Invalid(f'{source}: {ref}: spec.storageClassName: Not found: "{name}": '
                           f'storageclass.storage.k8s.io "{name}" not found',
                           [("spec.storageClassName", f'Not found: "{name}"')])
+
+    def _policy_admission(self, obj: dict, ref: ObjectRef, earlier: list[dict]) -> tuple[list[Compare], list[Put]]:
+        """A new object in a namespace: its LimitRanges fill and check a pod's resources; each ResourceQuota that
+        tracks it must have room (else Forbidden), and its status.used is raised in the same transaction
+        (compare-and-swap on the quota, as upstream's quota admission does)."""
+        from kemu.client import quota as policy
+        ns = ref.namespace
+        if ref.kind == "Pod":
+            ranges = [json.loads(kv.value) for kv in self.store.range(key_for(KINDS["LimitRange"], ns, ""))[0]]
+            if ranges:
+                policy.limit_pod(obj, ranges)
+            classes = self.store.range(f"{REGISTRY}{KINDS['PriorityClass'].registry_path}/")[0]
+            if classes or obj["spec"].get("priorityClassName"):
+                policy.admit_priority(obj, [json.loads(kv.value) for kv in classes])
+        quota_kvs = self.store.range(key_for(KINDS["ResourceQuota"], ns, ""))[0]
+        if not quota_kvs:
+            return [], []
+        candidate = self._new(obj)
+        usage = policy.object_usage(candidate)
+        compares, puts = [], []
+        siblings = None
+        for kv in quota_kvs:
+            quota = json.loads(kv.value)
+            hard = quota["spec"].get("hard") or {}
+            if not set(hard) & set(usage) and not (ref.kind == "Pod" and set(hard) & set(policy.COMPUTE.values())):
+                continue
+            if siblings is None:
+                siblings = [json.loads(k.value) for k in self.store.range(key_for(KINDS[ref.kind], ns, ""))[0]] + \
+                    [o for o in earlier if o["kind"] == ref.kind and o["metadata"].get("namespace") == ns]
+            new_used = policy.check_quota(quota, candidate, policy.used(quota, siblings))
+            status = dict(quota.get("status") or {}, hard=dict(hard))
+            status["used"] = dict(status.get("used") or {}, **policy.used_status(new_used))
+            quota["status"] = status
+            compares.append(Compare(kv.key.decode() if isinstance(kv.key, bytes) else kv.key, kv.mod_revision))
+            puts.append(Put(kv.key.decode() if isinstance(kv.key, bytes) else kv.key, encode(quota)))
+        return compares, puts
 
     @staticmethod
     def _new(obj: dict) -> dict:

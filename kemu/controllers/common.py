@@ -161,6 +161,7 @@ class Controller:
         self.events = EventRecorder(client, name)
         self.queue = WorkQueue(name, self.sync, self._sync_failed)
         self.expectations = Expectations()
+        self.create_errors: dict[str, str] = {}     # key -> the last pod creation error (ReplicaFailure)
         self.own = informers.get(self.KIND)
         self.own.handlers.append(self._on_own)
 
@@ -206,11 +207,13 @@ class Controller:
             except Exception as exc:   # a name clash or a store hiccup: the next sync tries again
                 log.warning("creating pod for %s failed: %s", key, exc)
                 self.events.record(owner, "Warning", "FailedCreate", f"Error creating: {exc}")
+                self.create_errors[key] = str(exc)
                 self.enqueue_after(key, 1.0)
                 if stop_on_error:
                     break
                 continue
             created.add(pod["metadata"]["name"])
+            self.create_errors.pop(key, None)
             self.events.record(owner, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
         return created
 

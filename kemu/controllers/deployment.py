@@ -371,6 +371,13 @@ class DeploymentController(Controller):
                                    f'ReplicaSet "{name}" has timed out progressing.')
             else:
                 self.enqueue_after(key, since + deadline - time.time() + 1)
+        failure = next((c for r in rss for c in (r.get("status") or {}).get("conditions") or []
+                        if c["type"] == "ReplicaFailure" and c["status"] == "True"), None)
+        if failure:          # upstream: a ReplicaSet's ReplicaFailure (e.g. a quota) shows on the Deployment
+            conditions = set_condition(conditions, "ReplicaFailure", "True", failure["reason"], failure["message"],
+                                       touch=False)
+        else:
+            conditions = [c for c in conditions if c["type"] != "ReplicaFailure"]
         status["conditions"] = sorted(conditions, key=lambda c: c["type"])
         if new_rs is not None and (d["metadata"].get("annotations") or {}).get(REVISION) != \
                 str(revision_of(new_rs)):

@@ -6,7 +6,7 @@ heartbeat the node's conditions become Unknown ("Kubelet stopped posting node st
 node.kubernetes.io/unreachable:NoExecute taint, and every pod on it gets Ready=False so it leaves Service endpoints.
 Judgement is suspended while the controller itself cannot reach the store. A node reporting Ready=False gets
 node.kubernetes.io/not-ready:NoExecute. When the node is Ready again the taints go; its agent rewrites its pods'
-status. Eviction after the 300 s default toleration is not done.
+status. Pods are evicted after the 300 s default toleration by kemu/controllers/tainteviction.py.
 """
 from __future__ import annotations
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable
+
+from kemu.controllers import metrics
 
 log = logging.getLogger(__name__)
 RETRY_INITIAL, RETRY_MAX = 1.0, 60.0      # seconds: a failing key waits 1, 2, 4 ... 60 s between attempts
@@ -19,6 +22,9 @@ class WorkQueue:
         self.on_error = on_error
         self.failures: dict[str, int] = {}     # key -> consecutive failed syncs
         self._pending: dict[str, None] = {}
+        self._added: dict[str, float] = {}       # key -> when it was queued (workqueue_queue_duration_seconds)
+        for family in (metrics.adds, metrics.depth, metrics.retries):      # reported from creation, as client-go
+            family.labels(name)
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=f"queue-{name}", daemon=True)
 
@@ -28,7 +34,11 @@ class WorkQueue:
 
     def add(self, key: str) -> None:
         with self._cond:
+            metrics.adds.labels(self.name).inc()
+            if key not in self._pending:
+                self._added[key] = time.monotonic()
             self._pending[key] = None
+            metrics.depth.labels(self.name).set(len(self._pending))
             self._cond.notify()
 
     def retry_delay(self, key: str) -> float:
@@ -42,6 +52,9 @@ class WorkQueue:
                     self._cond.wait()
                 key = next(iter(self._pending))
                 del self._pending[key]
+                metrics.depth.labels(self.name).set(len(self._pending))
+                started = time.monotonic()
+                metrics.queue_duration.labels(self.name).observe(started - self._added.pop(key, started))
             try:
                 self.handler(key)
             except Exception as exc:   # one object must never stop the loop: report it, retry it later
@@ -56,5 +69,8 @@ class WorkQueue:
                 timer = threading.Timer(delay, self.add, args=(key,))
                 timer.daemon = True
                 timer.start()
+                metrics.retries.labels(self.name).inc()
             else:
                 self.failures.pop(key, None)
+            finally:
+                metrics.work_duration.labels(self.name).observe(time.monotonic() - started)

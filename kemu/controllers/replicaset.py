@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from kemu.api.selectors import selector_matches
-from kemu.api.timeutil import parse_time
+from kemu.api.timeutil import now_rfc3339, parse_time
 from kemu.client import Client
 from kemu.controllers.common import (
     Controller,
@@ -135,6 +135,13 @@ class ReplicaSetController(Controller):
                 delete_pod(self.client, pod)
                 self.events.record(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
         status = replicaset_status(rs, active)
+        failure = self.create_errors.get(key) if diff > 0 else None
+        if failure:          # upstream's ReplicaFailure condition (e.g. a quota refused the pods)
+            old = next((c for c in (rs.get("status") or {}).get("conditions") or []
+                        if c.get("type") == "ReplicaFailure"), {})
+            status["conditions"] = [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                                     "message": failure,
+                                     "lastTransitionTime": old.get("lastTransitionTime") or now_rfc3339()}]
         self.update_status(rs, status)
         min_ready = rs["spec"].get("minReadySeconds") or 0
         if min_ready and status["readyReplicas"] > status["availableReplicas"]:

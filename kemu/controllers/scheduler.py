@@ -19,6 +19,9 @@ from kemu.api.timeutil import now_rfc3339
 from kemu.client import Client
 from kemu.client.events import EventRecorder
 from kemu.client.informer import Informer
+from kemu.controllers.placement import (NODE_AFFINITY, Placement, needs_placement, node_affinity_fits,
+                                       node_affinity_score, prefer_no_schedule_count)
+from kemu.controllers.preemption import may_preempt, preempt
 from kemu.controllers.queue import WorkQueue
 from kemu.controllers.volumematch import SELECTED_NODE, best_volume, claim_names, volume_fits_node
 
@@ -87,6 +90,7 @@ class NodeUsage:
         self.nonzero = {"cpu": 0, "memory": 0}
         self.pods = 0
         self.ports: set[tuple[str, str, int]] = set()
+        self.placed: list[dict] = []          # the pods themselves (inter-pod affinity, spread)
 
     def add(self, pod: dict) -> None:
         req = pod_requests(pod)
@@ -96,6 +100,7 @@ class NodeUsage:
         self.nonzero["memory"] += req["memory"] or DEFAULT_MEMORY
         self.pods += 1
         self.ports |= host_ports(pod)
+        self.placed.append(pod)
 
     def misfit(self, pod: dict) -> list[str]:
         """Why `pod` does not fit in what is left (empty when it fits)."""
@@ -246,9 +251,8 @@ class Scheduler:
         if node["spec"].get("unschedulable") and not tolerates(
                 tolerations, {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}):
             return ["node(s) were unschedulable"]
-        labels = node["metadata"].get("labels") or {}
-        if any(labels.get(k) != v for k, v in (pod["spec"].get("nodeSelector") or {}).items()):
-            return ["node(s) didn't match Pod's node affinity/selector"]
+        if not node_affinity_fits(pod, node):           # nodeSelector and required node affinity
+            return [NODE_AFFINITY]
         for taint in node["spec"].get("taints") or []:
             if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
                 return [f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"]
@@ -270,9 +274,13 @@ class Scheduler:
         reasons: dict[str, int] = {}
         fitting = []
         nodes = [n for n in nodes if n["metadata"]["name"] in usage]
+        placement = Placement(pod, nodes, [(n, p) for n, u in usage.items() for p in u.placed]) \
+            if needs_placement(pod, usage.values()) else None
         for node in nodes:
             why = [problem] if problem else \
                 self.filter(pod, node, usage[node["metadata"]["name"]]) or self._volume_misfit(claims, node)
+            if not why and placement is not None and (inter := placement.misfit(node)):
+                why = [inter]
             for r in why:
                 reasons[r] = reasons.get(r, 0) + 1
             if not why:
@@ -283,8 +291,14 @@ class Scheduler:
             message = f"0/{len(nodes)} nodes are available: {detail or 'no nodes registered'}."
             self.events.record(pod, "Warning", "FailedScheduling", message)
             self._set_unschedulable(ns, name, message)
+            if not problem and may_preempt(pod):          # PriorityClass: evict lower-priority pods
+                preempt(self, pod, nodes, usage)
             return
-        target = max(sorted(fitting), key=lambda n: (usage[n].score(pod), -usage[n].pods))
+        by_name = {n["metadata"]["name"]: n for n in nodes}
+        target = max(sorted(fitting), key=lambda n: (
+            usage[n].score(pod) * 100 + node_affinity_score(pod, by_name[n]) -
+            100 * prefer_no_schedule_count(pod, by_name[n]) + (placement.score(by_name[n]) if placement else 0),
+            -usage[n].pods))
         if unbound:       # WaitForFirstConsumer: provision or bind on the chosen node first (PreBind)
             for claim in unbound:
                 def select(live: dict) -> bool | None:

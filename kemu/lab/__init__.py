@@ -129,6 +129,8 @@ class LabState:
     pod_network: str = "host-gw"          # host-gw | vxlan
     pod_cidrs: dict[str, str] = field(default_factory=dict)
     node_monitor_grace_period: float = 40.0
+    hpa_downscale_stabilization: float = 300.0   # the controller-manager's HPA flags (tests shorten them)
+    hpa_sync_period: float = 15.0
     node_transport: str = "store"         # store | api: how the lab's node daemons reach the cluster
     remote_nodes: dict[str, dict] = field(default_factory=dict)   # joined from outside: name -> {ip, pod_cidr}
 
@@ -227,7 +229,8 @@ class Lab:
     # ---- up ----------------------------------------------------------------------------------------------------
     def up(self, nodes: int = 1, config_file: str | None = None, timeout: float = 30.0, store: str | None = None,
            etcd_endpoint: str | None = None, pod_network: str = "host-gw",
-           node_monitor_grace_period: float = 40.0, node_transport: str = "store") -> None:
+           node_monitor_grace_period: float = 40.0, node_transport: str = "store",
+           hpa_downscale_stabilization: float = 300.0, hpa_sync_period: float = 15.0) -> None:
         """Create the lab. `store`: sqlite|etcd (default sqlite for 1 node, etcd for more); `etcd_endpoint`: use
         that etcd (etcd://, etcds://?ca=&cert=&key=) instead of starting one; `node_transport`: store (node
         daemons use the store in-process: fastest) or api (through the API server with a node certificate)."""
@@ -255,7 +258,8 @@ class Lab:
         self._make_private_dirs()
         self.state = LabState(self.name, [f"node{i}" for i in range(1, nodes + 1)], {}, overrides, time.time(),
                               store=store, pod_network=pod_network,
-                              node_monitor_grace_period=node_monitor_grace_period, node_transport=node_transport)
+                              node_monitor_grace_period=node_monitor_grace_period, node_transport=node_transport,
+                              hpa_downscale_stabilization=hpa_downscale_stabilization, hpa_sync_period=hpa_sync_period)
         if etcd_endpoint:
             self.state.store_url = self.state.node_store_url = etcd_endpoint
         self._save()
@@ -423,9 +427,16 @@ class Lab:
     def _start_daemons(self, nodes: int) -> None:
         kemu = [sys.executable, "-m", "kemu.cli"]
         cm_store = self.node_store_url.replace(f"//{LAB_GATEWAY}:", "//127.0.0.1:")
+        pki = LabPKI(self.pki_dir)
+        kubelet = pki.issue(KUBELET_CLIENT_CERT, "kube-apiserver-kubelet-client", ("kubeadm:cluster-admins",),
+                            client=True)     # the HPA's metrics client reads node agents' stats with it
         self._spawn("controller-manager", self.net, kemu + [
             "controller-manager", "--store", cm_store,
-            "--node-monitor-grace-period", str(self.state.node_monitor_grace_period)])
+            "--node-monitor-grace-period", str(self.state.node_monitor_grace_period),
+            "--horizontal-pod-autoscaler-downscale-stabilization", str(self.state.hpa_downscale_stabilization),
+            "--horizontal-pod-autoscaler-sync-period", str(self.state.hpa_sync_period),
+            "--kubelet-client-certificate", kubelet.cert, "--kubelet-client-key", kubelet.key,
+            "--kubelet-certificate-authority", pki.ca.cert])
         for i in range(1, nodes + 1):
             self._start_node_daemons(i)
 
