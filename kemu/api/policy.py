@@ -152,7 +152,7 @@ def validate_hpa(obj: dict, problems: Problems) -> None:
         field = "resource" if mtype == "Resource" else "containerResource"
         source = metric.get(field)
         if not isinstance(source, dict):
-            problems.append((f"{path}.{field}", f"Required value: must populate information for the given metric "
+            problems.append((f"{path}.{field}", "Required value: must populate information for the given metric "
                                                 "source"))
             continue
         name = source.get("name")

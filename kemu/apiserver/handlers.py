@@ -38,6 +38,7 @@ from kemu.apiserver.resources import Target, has_subresource, resolve
 from kemu.apiserver.watch import WatchHub, bookmark, encode_event, expired, translate
 from kemu.client import AlreadyExists, Client, Conflict, Invalid, NamespaceNotFound, NotFound
 from kemu.client.quota import Forbidden
+from kemu.client.resourcemetrics import METRICS_KINDS
 from kemu.store import Compacted, Store
 
 GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"     # apimachinery's SimpleNameGenerator alphabet
@@ -143,7 +144,7 @@ class ResourceAPI:
                                       target.subresource, namespace, target.name))
         if pod_action is not None:
             return await pod_action(request, self, target)
-        if target.kind.name in metrics.METRICS_KINDS:          # metrics.k8s.io: scraped from node agents
+        if target.kind.name in METRICS_KINDS:          # metrics.k8s.io: scraped from node agents
             return await metrics.serve(request, self, target)
         if target.kind.name in reviews.REVIEW_KINDS or (target.kind.name, target.subresource) == \
                 ("ServiceAccount", "token"):

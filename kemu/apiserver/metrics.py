@@ -22,7 +22,7 @@ from kemu.apiserver import bodies
 from kemu.apiserver.egress import EGRESS
 from kemu.apiserver.errors import APIError, bad_request, method_not_allowed
 from kemu.apiserver.resources import resolve
-from kemu.client.resourcemetrics import METRICS_API, METRICS_KINDS, node_metrics, node_ready, pod_metrics
+from kemu.client.resourcemetrics import METRICS_API, node_metrics, node_ready, pod_metrics
 
 SCRAPE_TIMEOUT = 5.0
 # apiserver_request_duration_seconds buckets (upstream)

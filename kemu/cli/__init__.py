@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["agnhost"]:
+        # a container's main process (often its PID 1, which ignores signals it has no handler for): skip building
+        # kemu's own parser and its imports, so agnhost's SIGTERM handler is in place within milliseconds, as Go's
+        # runtime installs upstream agnhost's
+        from kemu.addons import agnhost
+        return agnhost.main(argv[1:])
     tail = None
     if "--" in argv and "agnhost" not in argv[:argv.index("--")]:
         # everything after `--` is the command of `exec`/`lab exec`, never kemu's own flags

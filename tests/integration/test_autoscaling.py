@@ -3,10 +3,8 @@ Prometheus scrape, an HPA scaling a Deployment up and back down, LimitRange defa
 from __future__ import annotations
 
 import json
-import re
 import socket
 import ssl
-import subprocess
 import time
 import urllib.request
 

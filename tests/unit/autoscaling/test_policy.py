@@ -4,7 +4,7 @@ import pytest
 from kemu.api.meta import ManifestError
 from kemu.client import Client, Invalid
 from kemu.client.quota import Forbidden
-from kemu.controllers.hpa import (PodInfo, Recommendation, ScaleEvent, default_behavior, normalize,
+from kemu.controllers.hpa import (PodInfo, Recommendation, default_behavior, normalize,
                                   resource_replicas, stabilize)
 from kemu.store.sqlite import SQLiteStore
 
