@@ -1,38 +1,26 @@
-"""The daemons a lab (or a host-mode node) runs: `kemu node-agent|proxy|dns|controller-manager`, and `kemu agnhost`,
-the built-in test workload."""
+"""The daemons a lab (or a host-mode node) runs: `kemu node-agent|proxy|netpol|ingress|dns|controller-manager`, and
+`kemu agnhost`, the built-in test workload."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from kemu.cli.common import guard_host_mode, load_node_config, seconds_arg
 
 
-def cmd_node_agent(args: argparse.Namespace) -> int:
+# the daemons every node runs: verb -> (module whose main(NodeConfig) runs it, help)
+NODE_DAEMONS = {
+    "node-agent": ("nodeagent.agent", "run a node agent (lab and host mode)"),
+    "proxy": ("proxy.run", "run a node's service proxy"),
+    "netpol": ("netpol.run", "run a node's NetworkPolicy enforcer"),
+    "ingress": ("ingress.run", "run a node's ingress controller (nginx for Ingress and Gateway API)"),
+}
+
+
+def cmd_node_daemon(args: argparse.Namespace) -> int:
     guard_host_mode(args)
-    from nodeagent.agent import main
-    main(load_node_config(args.node_config))
-    return 0
-
-
-def cmd_proxy(args: argparse.Namespace) -> int:
-    guard_host_mode(args)
-    from proxy.run import main
-    main(load_node_config(args.node_config))
-    return 0
-
-
-def cmd_netpol(args: argparse.Namespace) -> int:
-    guard_host_mode(args)
-    from netpol.run import main
-    main(load_node_config(args.node_config))
-    return 0
-
-
-def cmd_ingress(args: argparse.Namespace) -> int:
-    guard_host_mode(args)
-    from ingress.run import main
-    main(load_node_config(args.node_config))
+    importlib.import_module(NODE_DAEMONS[args.daemon][0]).main(load_node_config(args.node_config))
     return 0
 
 
@@ -65,24 +53,13 @@ def cmd_agnhost(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add node-agent, proxy, dns, controller-manager and agnhost to kemu's parser."""
+    """Add the node daemons, dns, controller-manager and agnhost to kemu's parser."""
     host_mode = "the node owns this host's root network namespace"
-    agent = sub.add_parser("node-agent", help="run a node agent (lab and host mode)")
-    agent.add_argument("--node-config", required=True)
-    agent.add_argument("--host-mode", action="store_true", help=host_mode)
-    agent.set_defaults(func=cmd_node_agent)
-    proxy = sub.add_parser("proxy", help="run a node's service proxy")
-    proxy.add_argument("--node-config", required=True)
-    proxy.add_argument("--host-mode", action="store_true", help=host_mode)
-    proxy.set_defaults(func=cmd_proxy)
-    netpol = sub.add_parser("netpol", help="run a node's NetworkPolicy enforcer")
-    netpol.add_argument("--node-config", required=True)
-    netpol.add_argument("--host-mode", action="store_true", help=host_mode)
-    netpol.set_defaults(func=cmd_netpol)
-    ingress = sub.add_parser("ingress", help="run a node's ingress controller (nginx for Ingress and Gateway API)")
-    ingress.add_argument("--node-config", required=True)
-    ingress.add_argument("--host-mode", action="store_true", help=host_mode)
-    ingress.set_defaults(func=cmd_ingress)
+    for verb, (_, help_text) in NODE_DAEMONS.items():
+        daemon = sub.add_parser(verb, help=help_text)
+        daemon.add_argument("--node-config", required=True)
+        daemon.add_argument("--host-mode", action="store_true", help=host_mode)
+        daemon.set_defaults(func=cmd_node_daemon, daemon=verb)
     dns = sub.add_parser("dns", help="run a node's cluster DNS server (inside the node's network namespace)")
     dns.add_argument("--node-config", required=True)
     dns.add_argument("--port", type=int, default=53)
