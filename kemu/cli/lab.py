@@ -46,11 +46,15 @@ def cmd_lab_down(args: argparse.Namespace) -> int:
 
 
 def cmd_lab_list(args: argparse.Namespace) -> int:
-    from kemu.lab import Lab
+    from kemu.lab import Lab, LabError
     rows = [["NAME", "NODES", "STORE"]]
-    for name in Lab.names():
-        lab = Lab(name)
-        rows.append([name, str(len(lab.state.nodes)), lab.store_url])
+    try:
+        for name in Lab.names():
+            lab = Lab(name)
+            rows.append([name, str(len(lab.state.nodes)), lab.store_url])
+    except (LabError, PermissionError) as exc:   # labs are root-only (0700): one line, no traceback
+        raise CLIError(str(exc) if isinstance(exc, LabError) else
+                       "kemu: labs are readable by root only; run kemu as root") from None
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())

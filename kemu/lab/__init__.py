@@ -164,8 +164,8 @@ class Lab:
         except FileNotFoundError:
             return LabState(self.name)
         except PermissionError:       # the lab directory is 0700 (_make_private_dirs): say so, do not wait on it
-            raise LabError(f"kemu: lab {self.name}'s state is readable by root only; run kemu as root (or, once the "
-                           "API server exists, use its kubeconfig)") from None
+            raise LabError(f"kemu: lab {self.name}'s state is readable by root only; run kemu as root (or kubectl "
+                           "with a kubeconfig root gives you: kemu lab kubeconfig)") from None
 
     def _save(self) -> None:
         tmp = self.state_path + ".tmp"
