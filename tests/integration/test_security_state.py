@@ -95,8 +95,8 @@ def check_nothing_readable(kemu_lab, value: str) -> None:
         proc = as_user(user, [sys.executable, "-m", "kemu.cli", "--lab", kemu_lab.name, "get", "pods"], timeout=30)
         elapsed = time.monotonic() - start
     assert proc.returncode == 1 and elapsed < 10, (proc.returncode, elapsed)
-    want = (f"kemu: lab {kemu_lab.name}'s state is readable by root only; run kemu as root (or, once the API server "
-            "exists, use its kubeconfig)")
+    want = (f"kemu: lab {kemu_lab.name}'s state is readable by root only; run kemu as root (or kubectl with a "
+            "kubeconfig root gives you: kemu lab kubeconfig)")
     assert proc.stderr.strip().splitlines() == [want]
 
 
