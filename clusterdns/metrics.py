@@ -3,7 +3,9 @@ coredns_dns_requests_total, coredns_dns_responses_total, coredns_dns_request_dur
 server."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from kemu.client.daemon import serve_metrics
 
 METRICS_PORT = 9153          # CoreDNS's prometheus plugin
 ZONE = "."
@@ -53,4 +55,4 @@ class DNSMetrics:
         return generate_latest(self.registry).decode()
 
     def serve(self, addr: str, port: int = METRICS_PORT) -> None:
-        start_http_server(port, addr, registry=self.registry)
+        serve_metrics(self.registry, port, addr)

@@ -9,8 +9,9 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
-    start_http_server,
 )
+
+from kemu.client.daemon import serve_metrics
 
 METRICS_PORT = 10249   # kube-proxy's metrics port
 # kube-proxy's sync duration buckets: prometheus.ExponentialBuckets(0.001, 2, 15)
@@ -63,4 +64,4 @@ class ProxyMetrics:
 
     def serve(self, port: int = METRICS_PORT, addr: str = "0.0.0.0") -> None:
         """Serve /metrics from a daemon thread (in the node's network namespace)."""
-        start_http_server(port, addr, registry=self.registry)
+        serve_metrics(self.registry, port, addr)

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import logging
 import signal
+import socketserver
 import threading
+from http.server import ThreadingHTTPServer
 from typing import Callable, Union
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import MetricsHandler
 
 from kemu.api.nodeconfig import NodeConfig
 from kemu.client import Client
@@ -50,3 +55,19 @@ def start_daemon(cluster: str | NodeConfig, on_stop: Callable[[], None] | None =
     signal.signal(signal.SIGINT, handle)
     client = node_client(cluster) if isinstance(cluster, NodeConfig) else connect(cluster)
     return client, stop
+
+
+def serve_metrics(registry: CollectorRegistry, port: int, addr: str = "0.0.0.0") -> None:
+    """Serve `registry` at http://addr:port/metrics from a daemon thread, with prometheus_client's own handler.
+
+    prometheus_client's start_http_server binds through http.server, which first resolves the host's FQDN: inside a
+    lab's namespaces no resolver answers, so every daemon waited ~10 s for the lookup to time out before serving (and
+    before its next start-up step). This server binds without that lookup."""
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def server_bind(self) -> None:
+            socketserver.TCPServer.server_bind(self)
+            self.server_name, self.server_port = addr, self.server_address[1]
+    httpd = Server((addr, port), MetricsHandler.factory(registry))
+    threading.Thread(target=httpd.serve_forever, name="metrics", daemon=True).start()

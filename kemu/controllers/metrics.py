@@ -2,7 +2,9 @@
 queue name) and the HPA's, in one process-wide registry served on :10257 (kube-controller-manager's port)."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from kemu.client.daemon import serve_metrics
 
 METRICS_PORT = 10257
 REGISTRY = CollectorRegistry()
@@ -30,4 +32,4 @@ def text() -> str:
 
 
 def serve(addr: str = "0.0.0.0", port: int = METRICS_PORT) -> None:
-    start_http_server(port, addr, registry=REGISTRY)
+    serve_metrics(REGISTRY, port, addr)
