@@ -251,9 +251,12 @@ def _placeholder_token(pod: dict) -> bytes:
 
 def service_account_volume(pod: dict) -> dict | None:
     """The kube-api-access projected volume admission would inject (token, ca.crt, namespace), unless
-    automountServiceAccountToken is false or a container already mounts something there."""
+    automountServiceAccountToken is false or a container already mounts something there. A static pod gets none:
+    admission never saw it, and upstream forbids static pods to refer to API objects such as ServiceAccounts."""
     spec = pod["spec"]
     if spec.get("automountServiceAccountToken") is False:
+        return None
+    if (pod["metadata"].get("annotations") or {}).get("kubernetes.io/config.source") == "file":
         return None
     if any(m.get("mountPath", "").rstrip("/") == SA_DIR for c in spec["containers"]
            for m in c.get("volumeMounts") or []):
