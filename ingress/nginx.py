@@ -64,6 +64,10 @@ class Nginx:
         self.proc: subprocess.Popen | None = None
         self.reloads = 0
         self.rejected = 0
+        for log_file in (self.paths["access_log"], self.paths["error_log"]):   # root-only, like the lab's other logs
+            os.makedirs(os.path.dirname(log_file), exist_ok=True)
+            os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+            os.chmod(log_file, 0o600)
         self.last_error = ""
 
     def prepare(self) -> None:
