@@ -175,7 +175,7 @@ class NodeClient:
         ws = self._websocket(self._path("exec", namespace, pod, container, query=query), channels.EXEC_PROTOCOLS)
         status = None
 
-        def on_message(message: bytes) -> None:
+        def on_message(message: bytes) -> bool | None:
             nonlocal status
             channel, data = channels.unframe(message)
             if channel == channels.STDOUT:
@@ -186,6 +186,8 @@ class NodeClient:
                 stderr.flush()
             elif channel == channels.ERROR:
                 status = json.loads(data)
+                return True     # the status is the server's last frame: done, whether or not the close follows
+            return None
 
         def on_input(data: bytes) -> None:
             if data:
@@ -263,10 +265,10 @@ class NodeClient:
 
 
 def _duplex(ws: ClientConnection, source: int | None, read: Callable[[int], bytes],
-            on_input: Callable[[bytes], None], on_message: Callable[[bytes], None]) -> None:
-    """Until the server closes the WebSocket: its messages to `on_message` (on this thread), what `source`
-    delivers to `on_input` (b"" once at its EOF) from a thread of its own (websockets' connection is thread-safe);
-    `on_input` raising EOFError closes the WebSocket."""
+            on_input: Callable[[bytes], None], on_message: Callable[[bytes], bool | None]) -> None:
+    """Until the server closes the WebSocket (or `on_message` returns True): its messages to `on_message` (on this
+    thread), what `source` delivers to `on_input` (b"" once at its EOF) from a thread of its own (websockets'
+    connection is thread-safe); `on_input` raising EOFError closes the WebSocket."""
     def pump() -> None:
         try:
             while True:
@@ -282,7 +284,8 @@ def _duplex(ws: ClientConnection, source: int | None, read: Callable[[int], byte
         threading.Thread(target=pump, daemon=True, name="websocket-input").start()
     try:
         for message in ws:
-            on_message(message if isinstance(message, bytes) else message.encode())
+            if on_message(message if isinstance(message, bytes) else message.encode()) is True:
+                return
     except ConnectionClosed:
         pass
 
