@@ -54,6 +54,7 @@ SAMPLE_SECONDS = 10.0      # cgroup stats sampling period (cAdvisor's housekeepi
 MIN_RATE_WINDOW = 1.0      # a CPU rate spans at least this many seconds
 MAX_SAMPLE_AGE = 60.0
 FOLLOW_POLL = 0.1          # seconds between looks at a followed log
+CLOSE_TIMEOUT = 5.0        # how long a finished exec waits for the client's close frame
 EXEC_DRAIN = 1.0           # after the command exits, how long its output may still flow (a daemonized child keeps
                            # the pipe open; the shim gives a container's log the same second)
 
@@ -249,7 +250,10 @@ class NodeServer:
             if os.path.exists(shim_argv[-1]):   # the shim never read its spec (it holds the container's env)
                 os.unlink(shim_argv[-1])
             await session.send(channels.ERROR, json.dumps(channels.error_status(str(exc))).encode())
-        await ws.close()
+        try:   # the client may already be gone (it stops at the status frame): never wait forever on its close
+            await asyncio.wait_for(ws.close(), CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.warning("exec %s: the client did not answer the close", request.path)
         return ws
 
     def _exec_argv(self, pod: dict, container: dict, proc: ContainerProcess, argv: list[str]) -> list[str]:
