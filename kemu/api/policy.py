@@ -32,6 +32,20 @@ def _supported(value: object, allowed: tuple[str, ...]) -> str:
     return f'Unsupported value: "{value}": supported values: {shown}'
 
 
+def _typed_items(items: list, path: str, known: tuple[str, ...], problems: Problems):
+    """(item path, item, its type) for each mapping of `items` whose `type` is known; a problem for each other."""
+    for i, item in enumerate(items):
+        where = f"{path}[{i}]"
+        if not isinstance(item, dict):
+            problems.append((where, "Invalid value: must be a mapping with type"))
+            continue
+        kind = item.get("type")
+        if kind not in known:
+            problems.append((f"{where}.type", _supported(kind, known) if kind else "Required value"))
+            continue
+        yield where, item, kind
+
+
 def _required(problems: Problems, path: str) -> None:
     problems.append((path, "Required value"))
 
@@ -136,15 +150,7 @@ def validate_hpa(obj: dict, problems: Problems) -> None:
                                              "`minReplicas`"))
     elif isinstance(high, int) and high < 1:
         problems.append(("spec.maxReplicas", f"Invalid value: {high}: must be greater than 0"))
-    for i, metric in enumerate(spec.get("metrics") or []):
-        path = f"spec.metrics[{i}]"
-        if not isinstance(metric, dict):
-            problems.append((path, "Invalid value: must be a mapping with type"))
-            continue
-        mtype = metric.get("type")
-        if mtype not in HPA_METRIC_TYPES:
-            problems.append((f"{path}.type", _supported(mtype, HPA_METRIC_TYPES) if mtype else "Required value"))
-            continue
+    for path, metric, mtype in _typed_items(spec.get("metrics") or [], "spec.metrics", HPA_METRIC_TYPES, problems):
         if mtype not in HPA_SERVED_METRICS:
             problems.append((f"{path}.type", f'Unsupported value: "{mtype}": kemu serves resource metrics only: '
                                              'supported values: "ContainerResource", "Resource"'))
@@ -188,15 +194,7 @@ def validate_limit_range(obj: dict, problems: Problems) -> None:
     if not isinstance(limits, list):
         _required(problems, "spec.limits")
         return
-    for i, item in enumerate(limits):
-        path = f"spec.limits[{i}]"
-        if not isinstance(item, dict):
-            problems.append((path, "Invalid value: must be a mapping with type"))
-            continue
-        ltype = item.get("type")
-        if ltype not in LIMIT_TYPES:
-            problems.append((f"{path}.type", _supported(ltype, LIMIT_TYPES) if ltype else "Required value"))
-            continue
+    for path, item, ltype in _typed_items(limits, "spec.limits", LIMIT_TYPES, problems):
         q = {f: _quantities(item.get(f), f"{path}.{f}", problems)
              for f in ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio")}
         if ltype == "Pod":

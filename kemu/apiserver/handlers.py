@@ -377,13 +377,9 @@ class ResourceAPI:
         for _ in range(PATCH_RETRIES):
             current = self._live(target)
             expect = int(given) if given else int(current["metadata"]["resourceVersion"])
-            try:
-                return self._answer(target, self._write(client, target, obj, current, expect), warnings)
-            except Conflict as exc:
-                if given:
-                    raise _admission_error(exc, target.kind, target.name, target.namespace) from None
-            except (ManifestError, NotFound) as exc:
-                raise _admission_error(exc, target.kind, target.name, target.namespace) from None
+            answer = self._try_write(client, target, obj, current, expect, warnings, precondition=bool(given))
+            if answer is not None:
+                return answer
         raise conflict(target.kind, target.name)
 
     async def patch(self, request: web.Request, target: Target) -> web.Response:
@@ -423,14 +419,23 @@ class ResourceAPI:
             given = patched["metadata"].get("resourceVersion")
             precondition = given not in (None, view["metadata"].get("resourceVersion"))
             expect = int(given) if precondition else int(current["metadata"]["resourceVersion"])
-            try:
-                return self._answer(target, self._write(client, target, patched, current, expect), warnings)
-            except Conflict as exc:
-                if precondition:
-                    raise _admission_error(exc, target.kind, target.name, target.namespace) from None
-            except (ManifestError, NotFound) as exc:
-                raise _admission_error(exc, target.kind, target.name, target.namespace) from None
+            answer = self._try_write(client, target, patched, current, expect, warnings, precondition)
+            if answer is not None:
+                return answer
         raise conflict(target.kind, target.name)
+
+    def _try_write(self, client: Client, target: Target, obj: dict, current: dict, expect: int,
+                   warnings: list[str], precondition: bool) -> web.Response | None:
+        """One compare-and-swap write (update or patch); None when another writer won and the caller may re-read
+        and retry — unless the client named a resourceVersion, which makes the conflict its answer."""
+        try:
+            return self._answer(target, self._write(client, target, obj, current, expect), warnings)
+        except Conflict as exc:
+            if precondition:
+                raise _admission_error(exc, target.kind, target.name, target.namespace) from None
+            return None
+        except (ManifestError, NotFound) as exc:
+            raise _admission_error(exc, target.kind, target.name, target.namespace) from None
 
     async def _apply_create(self, request: web.Request, target: Target, body: object, client: Client) \
             -> web.Response:
